@@ -1,0 +1,63 @@
+export { ErrorCodes, OAuthKeeperError, isOAuthKeeperError } from './errors.js';
+export type { ErrorCode, OAuthKeeperErrorOptions } from './errors.js';
+
+export { defineProvider, validateCommonOptions } from './provider/define.js';
+export type { ApiSpec, ProviderHooks, ProviderSpec } from './provider/define.js';
+export {
+  attachBearer,
+  basicAuthorization,
+  isHttp401,
+  readStandardCallback,
+  readTokenResponse,
+  standardRevoke,
+  standardTokenRequest,
+} from './provider/standard.js';
+export type { ClientAuthentication, ParameterPlacement, StandardTokenRequestConfig } from './provider/standard.js';
+export type {
+  ApiBinding,
+  ApiRequest,
+  ApiResponseHead,
+  AuthorizationContext,
+  CallbackParams,
+  CallbackRequest,
+  Grant,
+  Profile,
+  ProviderDefinition,
+  ProviderOptions,
+  StateTransport,
+  TransactionFacts,
+} from './provider/types.js';
+
+export { OAuthKeeperStrategy } from './strategy.js';
+export type {
+  AuthenticateOptions,
+  AuthenticationInfo,
+  StrategyOptions,
+  VerifyDone,
+  VerifyFunction,
+  VerifyFunctionWithRequest,
+} from './strategy.js';
+
+export { TokenStore } from './store/token-store.js';
+export type { StoredTokenSet, TokenStoreOptions } from './store/token-store.js';
+export type { StoredEntry, TokenStoreBackend } from './store/backend.js';
+export { MemoryBackend } from './store/memory.js';
+export { RedisBackend } from './store/redis.js';
+export type { RedisBackendOptions } from './store/redis.js';
+
+export { Keeper, oauthKeeper, ensureAuthorized } from './middleware/keeper.js';
+export type {
+  AuthorizedRequest,
+  EnsureAuthorizedOptions,
+  KeeperContext,
+  KeeperLogger,
+  KeeperOptions,
+  PassportLike,
+  UnauthorizedBehaviour,
+} from './middleware/keeper.js';
+
+export type { RefreshEvents, RefreshOptions } from './lib/refresh.js';
+export type { OAuthToken, TokenSet } from './lib/token-set.js';
+export type { EncryptionKey } from './lib/cipher.js';
+export type { KeeperSessionData, LoginTransaction } from './lib/session.js';
+export { safeReturnTo } from './lib/return-to.js';

@@ -1,0 +1,88 @@
+import { ErrorCodes, OAuthKeeperError } from '../errors.js';
+
+export interface HttpRequest {
+  method: 'GET' | 'POST';
+  url: string | URL;
+  headers?: Record<string, string>;
+  body?: string;
+  timeoutMs?: number;
+  /** Largest body read, in bytes. Default 1 MiB. */
+  maxBodyBytes?: number;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Headers;
+  /** The raw body text, exactly as received (signature checks need the raw text). */
+  text: string;
+}
+
+/** Thrown on transport failures (DNS, refused, reset, timeout, oversized body). */
+export class TransportError extends Error {
+  readonly timedOut: boolean;
+  constructor(message: string, timedOut: boolean, cause?: unknown) {
+    super(message, { cause });
+    this.name = 'TransportError';
+    this.timedOut = timedOut;
+  }
+}
+
+const DEFAULT_TIMEOUT_MS = 10_000;
+const DEFAULT_MAX_BODY = 1024 * 1024;
+
+/** A small fetch wrapper for provider calls: a timeout, a size cap, the body as text. */
+export async function httpRequest(request: HttpRequest): Promise<HttpResponse> {
+  const timeoutMs = request.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const maxBody = request.maxBodyBytes ?? DEFAULT_MAX_BODY;
+  let response: Response;
+  try {
+    response = await fetch(request.url, {
+      method: request.method,
+      ...(request.headers === undefined ? {} : { headers: request.headers }),
+      ...(request.body === undefined ? {} : { body: request.body }),
+      redirect: 'manual',
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (cause) {
+    const timedOut = (cause as Error)?.name === 'TimeoutError';
+    throw new TransportError(timedOut ? `no answer within ${timeoutMs} ms` : 'the connection failed', timedOut, cause);
+  }
+  try {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    if (response.body) {
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        size += chunk.byteLength;
+        if (size > maxBody) throw new TransportError(`the answer is larger than ${maxBody} bytes`, false);
+        chunks.push(Buffer.from(chunk));
+      }
+    }
+    return { status: response.status, headers: response.headers, text: Buffer.concat(chunks).toString('utf8') };
+  } catch (cause) {
+    if (cause instanceof TransportError) throw cause;
+    const timedOut = (cause as Error)?.name === 'TimeoutError';
+    throw new TransportError(timedOut ? `no complete answer within ${timeoutMs} ms` : 'the answer was cut off', timedOut, cause);
+  }
+}
+
+/** Parses JSON without throwing; `undefined` when the text is not JSON. */
+export function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The error a token request raises when the endpoint could not be used at all. */
+export function tokenTransportError(provider: string, cause: TransportError): OAuthKeeperError {
+  return new OAuthKeeperError(
+    ErrorCodes.TOKEN_ENDPOINT_FAILED,
+    `The ${provider} token endpoint could not be reached: ${cause.message}. Check the provider's URL options and network.`,
+    { provider, cause, transient: true, status: cause.timedOut ? 504 : 502 },
+  );
+}

@@ -1,0 +1,67 @@
+import { ErrorCodes, OAuthKeeperError } from '../errors.js';
+import type { CallbackParams, ProviderDefinition, ProviderOptions } from '../provider/types.js';
+import { mergeRefreshed, type TokenSet } from './token-set.js';
+
+/**
+ * The one place tokens are obtained: code exchange at login, refresh by the refresh
+ * coordinator, revocation at logout. It drives a provider definition's hooks and makes
+ * sure whatever they throw arrives as an OAuthKeeperError.
+ */
+export class TokenClient<O extends ProviderOptions = ProviderOptions> {
+  constructor(
+    readonly name: string,
+    readonly provider: ProviderDefinition<O>,
+    readonly options: Readonly<O>,
+  ) {}
+
+  exchangeCode(input: { code: string; redirectUri: string; codeVerifier?: string; callback: CallbackParams }): Promise<TokenSet> {
+    return this.#guard(() =>
+      this.provider.requestToken(this.options, {
+        grantType: 'authorization_code',
+        code: input.code,
+        redirectUri: input.redirectUri,
+        callback: input.callback,
+        ...(input.codeVerifier === undefined ? {} : { codeVerifier: input.codeVerifier }),
+      }),
+    );
+  }
+
+  /** Refreshes and merges: a refresh answer without a new refresh token keeps the old one. */
+  async refresh(previous: TokenSet): Promise<TokenSet> {
+    if (previous.refreshToken === undefined) {
+      throw new OAuthKeeperError(
+        ErrorCodes.REAUTHORIZATION_REQUIRED,
+        `The ${this.name} token has expired and there is no refresh token; the user must authorize again.`,
+        { provider: this.name },
+      );
+    }
+    const refreshToken = previous.refreshToken;
+    const next = await this.#guard(() =>
+      this.provider.requestToken(this.options, { grantType: 'refresh_token', refreshToken, previous }),
+    );
+    return mergeRefreshed(previous, next);
+  }
+
+  get canRevoke(): boolean {
+    return typeof this.provider.revoke === 'function';
+  }
+
+  async revoke(tokenSet: TokenSet): Promise<void> {
+    if (!this.provider.revoke) return;
+    const revoke = this.provider.revoke.bind(this.provider);
+    await this.#guard(() => revoke(this.options, tokenSet));
+  }
+
+  async #guard<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (cause) {
+      if (cause instanceof OAuthKeeperError) throw cause;
+      throw new OAuthKeeperError(
+        ErrorCodes.TOKEN_ENDPOINT_FAILED,
+        `The ${this.name} token request failed unexpectedly; see error.cause.`,
+        { provider: this.name, cause, transient: true },
+      );
+    }
+  }
+}

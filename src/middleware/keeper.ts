@@ -1,0 +1,424 @@
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { configurationError, ErrorCodes, OAuthKeeperError } from '../errors.js';
+import { RefreshCoordinator, type RefreshOptions } from '../lib/refresh.js';
+import { safeReturnTo } from '../lib/return-to.js';
+import { destroySession, ownerOf, regenerateSession, requireSession, saveSession } from '../lib/session.js';
+import { toOAuthToken, type OAuthToken } from '../lib/token-set.js';
+import type { TokenStore } from '../store/token-store.js';
+import type { AuthenticateOptions, AuthenticationInfo, OAuthKeeperStrategy } from '../strategy.js';
+import { escapeHtml, isNavigation, sendError } from './respond.js';
+
+/** The part of Passport the keeper uses: `passport.authenticate(strategy, options, callback)`. */
+export interface PassportLike {
+  authenticate(
+    strategy: OAuthKeeperStrategy<any, any>,
+    options: AuthenticateOptions & { session?: boolean },
+    callback: (err: unknown, user: unknown, info: unknown, status?: number) => void,
+  ): RequestHandler;
+}
+
+/** Debug logging. Nothing the keeper logs contains a token, secret, code or state. */
+export interface KeeperLogger {
+  debug?(message: string, fields?: Record<string, unknown>): void;
+  warn?(message: string, fields?: Record<string, unknown>): void;
+}
+
+export interface KeeperOptions {
+  /** The provider strategies this app uses (each also usable with `passport.use`). */
+  strategies: ReadonlyArray<OAuthKeeperStrategy<any, any>>;
+  /** Where token sets are kept, encrypted: `new TokenStore({ backend, encryptionKeys })`. */
+  store: TokenStore;
+  /** Your Passport instance (`import passport from 'passport'`). */
+  passport: PassportLike;
+  /** Login route of a provider; the callback route is the path of the strategy's callbackURL. Default `/auth/<name>`. */
+  loginPath?: (provider: string) => string;
+  /** express-session's cookie name, to tell a missing cookie from a state mismatch. Default `connect.sid`. */
+  sessionCookieName?: string;
+  /** Call `req.logIn(user)` after a login when Passport is initialized. Default true. */
+  logIn?: boolean;
+  refresh?: RefreshOptions;
+  logger?: KeeperLogger;
+  /** Replaces the default error answer (JSON for API callers, a short page for browsers). */
+  onError?: (error: OAuthKeeperError, req: Request, res: Response, next: NextFunction) => void;
+}
+
+export type UnauthorizedBehaviour = 'auto' | 'redirect' | 'status';
+
+export interface EnsureAuthorizedOptions {
+  /** `auto` (default): browser navigations are redirected to log in, other requests get 401. */
+  unauthorized?: UnauthorizedBehaviour;
+}
+
+/** Attached as `req.oauthKeeper` by `keeper.middleware()`. */
+export interface KeeperContext {
+  readonly keeper: Keeper;
+}
+
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Express {
+    interface Request {
+      /** The current token of the provider guarded by `ensureAuthorized`; absent elsewhere. */
+      oauthToken?: OAuthToken;
+      /** Set by `keeper.middleware()`. */
+      oauthKeeper?: KeeperContext;
+    }
+  }
+}
+
+/** A request behind `ensureAuthorized`: `req.oauthToken` is present. */
+export type AuthorizedRequest = Request & { oauthToken: OAuthToken };
+
+export class Keeper {
+  readonly store: TokenStore;
+  readonly refresher: RefreshCoordinator;
+  readonly #strategies = new Map<string, OAuthKeeperStrategy<any, any>>();
+  readonly #passport: PassportLike;
+  readonly #loginPath: (provider: string) => string;
+  readonly #cookieName: string;
+  readonly #logIn: boolean;
+  readonly #logger: KeeperLogger;
+  readonly #onError: KeeperOptions['onError'];
+  readonly #routes = new Map<string, { kind: 'login' | 'callback'; strategy: OAuthKeeperStrategy<any, any> }>();
+
+  constructor(options: KeeperOptions) {
+    if (!options || !Array.isArray(options.strategies) || options.strategies.length === 0) {
+      throw configurationError('oauthKeeper needs strategies: [new DiStrategy(...), ...] with at least one strategy.');
+    }
+    if (!options.store || typeof options.store.get !== 'function') {
+      throw configurationError('oauthKeeper needs store: new TokenStore({ backend, encryptionKeys }).');
+    }
+    if (!options.passport || typeof options.passport.authenticate !== 'function') {
+      throw configurationError("oauthKeeper needs passport: pass your Passport instance (import passport from 'passport').");
+    }
+    this.store = options.store;
+    this.refresher = new RefreshCoordinator(options.store, options.refresh);
+    this.#passport = options.passport;
+    this.#loginPath = options.loginPath ?? ((name) => `/auth/${name}`);
+    this.#cookieName = options.sessionCookieName ?? 'connect.sid';
+    this.#logIn = options.logIn ?? true;
+    this.#logger = options.logger ?? {};
+    this.#onError = options.onError;
+    for (const strategy of options.strategies) {
+      if (this.#strategies.has(strategy.name)) {
+        throw configurationError(`Two strategies are named "${strategy.name}"; give one of them another name option.`);
+      }
+      this.#strategies.set(strategy.name, strategy);
+      const login = this.#loginPath(strategy.name);
+      const callback = new URL(strategy.options.callbackURL, 'http://callback.invalid').pathname;
+      if (login === callback) {
+        throw configurationError(`The ${strategy.name} login path and callbackURL path are both "${login}"; they must differ.`);
+      }
+      for (const [path, kind] of [[login, 'login'], [callback, 'callback']] as const) {
+        if (this.#routes.has(path)) throw configurationError(`Two routes of oauth-keeper use the path "${path}"; change a callbackURL or loginPath.`);
+        this.#routes.set(path, { kind, strategy });
+      }
+    }
+  }
+
+  /** Events: `refresh:start`, `refresh:success`, `refresh:failure`, `refresh:retry`, `lock:wait`. */
+  get events(): RefreshCoordinator['events'] {
+    return this.refresher.events;
+  }
+
+  get providers(): string[] {
+    return [...this.#strategies.keys()];
+  }
+
+  strategy(provider: string): OAuthKeeperStrategy<any, any> {
+    const strategy = this.#strategies.get(provider);
+    if (!strategy) {
+      throw configurationError(`No strategy named "${provider}" was given to oauthKeeper; known: ${this.providers.join(', ')}.`);
+    }
+    return strategy;
+  }
+
+  loginURL(provider: string, returnTo?: string): string {
+    const path = this.#loginPath(provider);
+    return returnTo === undefined ? path : `${path}?returnTo=${encodeURIComponent(returnTo)}`;
+  }
+
+  /**
+   * Mount after express-session (and passport.initialize()). Attaches `req.oauthKeeper`
+   * and answers the login and callback routes of every strategy.
+   */
+  middleware(): RequestHandler {
+    const context: KeeperContext = Object.freeze({ keeper: this });
+    return (req, res, next) => {
+      req.oauthKeeper = context;
+      const route = this.#routes.get(req.path);
+      if (!route) return next();
+      if (route.kind === 'login' && (req.method === 'GET' || req.method === 'HEAD')) return this.#login(route.strategy, req, res, next);
+      if (route.kind === 'callback' && (req.method === 'GET' || req.method === 'POST')) return this.#callback(route.strategy, req, res, next);
+      return next();
+    };
+  }
+
+  #login(strategy: OAuthKeeperStrategy<any, any>, req: Request, res: Response, next: NextFunction): void {
+    try {
+      requireSession(req, 'The oauth-keeper login route');
+    } catch (error) {
+      return this.#fail(error, req, res, next);
+    }
+    const returnTo = safeReturnTo(req.query['returnTo']);
+    this.#logger.debug?.('login started', { provider: strategy.name });
+    this.#passport.authenticate(strategy, { returnTo, sessionCookieName: this.#cookieName }, (err) => {
+      // Only reached when the strategy did not redirect.
+      this.#fail(err ?? new Error('login did not redirect'), req, res, next);
+    })(req, res, next);
+  }
+
+  #callback(strategy: OAuthKeeperStrategy<any, any>, req: Request, res: Response, next: NextFunction): void {
+    void (async () => {
+      try {
+        requireSession(req, 'The oauth-keeper callback route');
+        if (req.method === 'POST' && req.body === undefined) req.body = await readForm(req);
+        if (this.#relayIfNeeded(strategy, req, res)) return;
+        const { user, info, status } = await new Promise<{ user: unknown; info: unknown; status: number | undefined }>(
+          (resolve, reject) =>
+            this.#passport.authenticate(strategy, { sessionCookieName: this.#cookieName, session: false }, (err, user, info, status) =>
+              err ? reject(err) : resolve({ user, info, status }),
+            )(req, res, (err?: unknown) => reject(err ?? new Error('authentication passed'))),
+        );
+        if (!user) {
+          const message = (info as { message?: string } | undefined)?.message ?? 'The account was not accepted.';
+          throw new OAuthKeeperError(ErrorCodes.PROVIDER_ERROR, message, { provider: strategy.name, status: status ?? 403 });
+        }
+        const result = info as AuthenticationInfo;
+        await this.#establish(req, user);
+        const owner = ownerOf(req, true)!;
+        await this.store.put(owner, strategy.name, result.tokenSet);
+        await saveSession(req);
+        this.#logger.debug?.('login completed', { provider: strategy.name });
+        res.set('cache-control', 'no-store');
+        res.redirect(303, result.returnTo);
+      } catch (error) {
+        this.#fail(error, req, res, next);
+      }
+    })();
+  }
+
+  /**
+   * Logs the user in through Passport when it is set up, and always leaves the request
+   * with a new session id (fixation) holding the old data: other tabs' logins, the owner.
+   */
+  async #establish(req: Request, user: unknown): Promise<void> {
+    const before = req.sessionID;
+    if (this.#logIn && typeof req.logIn === 'function') {
+      await new Promise<void>((resolve, reject) =>
+        req.logIn(user as Express.User, { keepSessionInfo: true } as Parameters<Request['logIn']>[1], (e?: unknown) => (e ? reject(e) : resolve())),
+      );
+    }
+    if (req.sessionID === before) await regenerateSession(req);
+  }
+
+  /**
+   * Browsers drop SameSite=Lax cookies on a cross-site form POST (response_mode=form_post),
+   * and never send a URL fragment to a server. Both arrive here without what we need; a tiny
+   * same-origin page re-submits the parameters, this time with the session cookie.
+   */
+  #relayIfNeeded(strategy: OAuthKeeperStrategy<any, any>, req: Request, res: Response): boolean {
+    if (req.method === 'POST' && strategy.provider.formPostCallback && !hasCookie(req, this.#cookieName) && req.body?.['oauth_keeper_relay'] === undefined) {
+      const fields = Object.entries(req.body as Record<string, unknown>)
+        .filter(([, v]) => typeof v === 'string')
+        .map(([k, v]) => `<input type="hidden" name="${escapeHtml(k)}" value="${escapeHtml(v as string)}">`)
+        .join('');
+      sendRelayPage(res, `<form method="post" action="${escapeHtml(req.originalUrl)}">${fields}<input type="hidden" name="oauth_keeper_relay" value="1"><noscript><button>Continue</button></noscript></form><script>document.forms[0].submit()</script>`);
+      return true;
+    }
+    if (req.method === 'GET' && strategy.provider.formPostCallback && Object.keys(req.query).length === 0) {
+      sendRelayPage(
+        res,
+        `<form method="post" action="${escapeHtml(req.originalUrl)}"><input type="hidden" name="oauth_keeper_relay" value="1"></form>` +
+          `<p id="m">Completing sign-in…</p><script>(function(){var h=location.hash.slice(1);if(!h){document.getElementById('m').textContent='Nothing to complete: start the sign-in again.';return}` +
+          `var f=document.forms[0];new URLSearchParams(h).forEach(function(v,k){var i=document.createElement('input');i.type='hidden';i.name=k;i.value=v;f.appendChild(i)});` +
+          `history.replaceState(null,'',location.pathname+location.search);f.submit()})()</script>`,
+      );
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * Guards a route: puts the provider's current token on `req.oauthToken`, refreshing
+   * it first when it is about to expire. Without a usable token, browser navigations are
+   * redirected to the login route (with `returnTo`) and other requests get 401.
+   */
+  ensureAuthorized(provider: string, options: EnsureAuthorizedOptions = {}): RequestHandler {
+    const strategy = this.strategy(provider);
+    const behaviour = options.unauthorized ?? 'auto';
+    if (!['auto', 'redirect', 'status'].includes(behaviour)) {
+      throw configurationError(`ensureAuthorized unauthorized option must be "auto", "redirect" or "status", not "${behaviour}".`);
+    }
+    return (req, res, next) => {
+      if (req.oauthKeeper?.keeper !== this) {
+        return next(notMounted());
+      }
+      void (async () => {
+        try {
+          const token = await this.token(req, strategy.name);
+          if (token) {
+            req.oauthToken = token;
+            return next();
+          }
+          this.#unauthorized(req, res, strategy.name, behaviour, undefined);
+        } catch (error) {
+          if (error instanceof OAuthKeeperError && error.code === ErrorCodes.REAUTHORIZATION_REQUIRED) {
+            return this.#unauthorized(req, res, strategy.name, behaviour, error);
+          }
+          if (error instanceof OAuthKeeperError && error.code === ErrorCodes.REFRESH_UNAVAILABLE) {
+            res.set('retry-after', String(this.refresher.retryAfterSeconds));
+          }
+          this.#fail(error, req, res, next);
+        }
+      })();
+    };
+  }
+
+  /** The provider's current token for this request's session (refreshed when due), or null. */
+  async token(req: Request, provider: string): Promise<OAuthToken | null> {
+    const owner = ownerOf(req, false);
+    if (!owner) return null;
+    const set = await this.refresher.getFresh(owner, this.strategy(provider).tokens);
+    return set ? toOAuthToken(provider, set) : null;
+  }
+
+  #unauthorized(req: Request, res: Response, provider: string, behaviour: UnauthorizedBehaviour, reason: OAuthKeeperError | undefined): void {
+    const browser = behaviour === 'redirect' || (behaviour === 'auto' && isNavigation(req));
+    const loginUrl = this.loginURL(provider);
+    res.set('cache-control', 'no-store');
+    if (browser) {
+      res.redirect(302, this.loginURL(provider, safeReturnTo(req.originalUrl)));
+      return;
+    }
+    const error =
+      reason ??
+      new OAuthKeeperError(ErrorCodes.AUTHORIZATION_REQUIRED, `This route needs a ${provider} authorization; log in at ${loginUrl}.`, { provider });
+    res.set('www-authenticate', `OAuthKeeper realm="${provider}", error="${reason ? 'reauthorization_required' : 'authorization_required'}", login_uri="${loginUrl}"`);
+    res.status(401).json({ ...error.toJSON(), provider, loginUrl });
+  }
+
+  /**
+   * Logout: revokes tokens where the provider supports it, clears every provider's
+   * tokens, destroys the session and clears its cookie. Cross-origin requests are refused.
+   */
+  logout(options: { returnTo?: string; revoke?: boolean } = {}): RequestHandler {
+    const returnTo = safeReturnTo(options.returnTo ?? '/');
+    const revoke = options.revoke ?? true;
+    return (req, res, next) => {
+      void (async () => {
+        try {
+          if (isCrossOrigin(req)) {
+            throw new OAuthKeeperError(ErrorCodes.CROSS_ORIGIN_REQUEST, 'Logout must be posted from this site; cross-origin requests are refused.');
+          }
+          const owner = ownerOf(req, false);
+          if (owner) {
+            await Promise.all(
+              [...this.#strategies.values()].map(async (strategy) => {
+                if (!revoke || !strategy.tokens.canRevoke) return;
+                const stored = await this.store.get(owner, strategy.name).catch(() => null);
+                if (!stored) return;
+                await strategy.tokens.revoke(stored.tokenSet).catch((error: unknown) =>
+                  this.#logger.warn?.('token revocation failed', { provider: strategy.name, code: (error as OAuthKeeperError).code }),
+                );
+              }),
+            );
+            await this.store.delete(owner, this.providers);
+          }
+          await destroySession(req);
+          res.clearCookie(this.#cookieName, { path: '/' });
+          res.set('cache-control', 'no-store');
+          if (isNavigation(req) || (req.method === 'POST' && /html/.test(req.get('accept') ?? ''))) res.redirect(303, returnTo);
+          else res.status(204).end();
+        } catch (error) {
+          this.#fail(error, req, res, next);
+        }
+      })();
+    };
+  }
+
+  /** Removes one provider's tokens from this session (revoking first when supported). */
+  async disconnect(req: Request, provider: string, revoke = true): Promise<void> {
+    const owner = ownerOf(req, false);
+    if (!owner) return;
+    const strategy = this.strategy(provider);
+    if (revoke && strategy.tokens.canRevoke) {
+      const stored = await this.store.get(owner, provider);
+      if (stored) await strategy.tokens.revoke(stored.tokenSet).catch(() => undefined);
+    }
+    await this.store.delete(owner, [provider]);
+  }
+
+  #fail(error: unknown, req: Request, res: Response, next: NextFunction): void {
+    const known =
+      error instanceof OAuthKeeperError
+        ? error
+        : new OAuthKeeperError(ErrorCodes.PROVIDER_ERROR, 'The sign-in could not be completed; see error.cause.', { cause: error, status: 500 });
+    this.#logger.warn?.('oauth-keeper error', { code: known.code, provider: known.provider, status: known.status });
+    if (this.#onError) return this.#onError(known, req, res, next);
+    sendError(req, res, known);
+  }
+}
+
+/** `ensureAuthorized` that finds the keeper mounted by `keeper.middleware()`. */
+export function ensureAuthorized(provider: string, options: EnsureAuthorizedOptions = {}): RequestHandler {
+  let handler: RequestHandler | undefined;
+  let owner: Keeper | undefined;
+  return (req, res, next) => {
+    const keeper = req.oauthKeeper?.keeper;
+    if (!keeper) return next(notMounted());
+    if (owner !== keeper) {
+      try {
+        handler = keeper.ensureAuthorized(provider, options);
+        owner = keeper;
+      } catch (error) {
+        return next(error);
+      }
+    }
+    return handler!(req, res, next);
+  };
+}
+
+function notMounted(): OAuthKeeperError {
+  return new OAuthKeeperError(
+    ErrorCodes.MIDDLEWARE_NOT_MOUNTED,
+    'ensureAuthorized found no token middleware on this request: mount app.use(keeper.middleware()) after express-session and before the guarded routes.',
+  );
+}
+
+export function oauthKeeper(options: KeeperOptions): Keeper {
+  return new Keeper(options);
+}
+
+function hasCookie(req: Request, name: string): boolean {
+  return (req.headers.cookie ?? '').split(';').some((part) => part.trim().startsWith(`${name}=`));
+}
+
+function isCrossOrigin(req: Request): boolean {
+  const origin = req.get('origin');
+  if (origin !== undefined && origin !== 'null') return origin !== `${req.protocol}://${req.get('host')}`;
+  if (origin === 'null') return true;
+  const site = req.get('sec-fetch-site');
+  return site === 'cross-site' || site === 'same-site';
+}
+
+function sendRelayPage(res: Response, body: string): void {
+  res.set('cache-control', 'no-store');
+  res.set('referrer-policy', 'no-referrer');
+  res.type('html').send(`<!doctype html><meta charset="utf-8"><title>Signing in…</title>${body}`);
+}
+
+async function readForm(req: Request): Promise<Record<string, string>> {
+  const type = req.get('content-type') ?? '';
+  if (!/application\/x-www-form-urlencoded/i.test(type)) return {};
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > 64 * 1024) {
+      throw new OAuthKeeperError(ErrorCodes.CALLBACK_INVALID, 'The callback form body is larger than 64 KiB.');
+    }
+    chunks.push(chunk);
+  }
+  return Object.fromEntries(new URLSearchParams(Buffer.concat(chunks).toString('utf8')));
+}

@@ -1,0 +1,14 @@
+export { SandboxEngine } from './engine.js';
+export type {
+  Fault,
+  FaultTarget,
+  Grant as SandboxGrant,
+  IssuedTokens,
+  SandboxClient,
+  SandboxCounters,
+  SandboxSettings,
+  SandboxUser,
+} from './engine.js';
+export type { RunningSandbox, SandboxServerOptions } from './server.js';
+export { startOAuth2Sandbox } from './oauth2.js';
+export type { OAuth2SandboxOptions } from './oauth2.js';

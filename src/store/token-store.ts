@@ -1,0 +1,96 @@
+import { configurationError, ErrorCodes, OAuthKeeperError } from '../errors.js';
+import { TokenCipher, type EncryptionKey } from '../lib/cipher.js';
+import type { TokenSet } from '../lib/token-set.js';
+import type { TokenStoreBackend } from './backend.js';
+
+export interface TokenStoreOptions {
+  /** Where the encrypted sets live: `new RedisBackend({ client })` or `new MemoryBackend()`. */
+  backend: TokenStoreBackend;
+  /** 32-byte keys; the first encrypts, all decrypt (rotation). */
+  encryptionKeys: readonly EncryptionKey[];
+  /** Prefix of every key written. Default `oauth-keeper:`. */
+  prefix?: string;
+  /**
+   * Longest time, in seconds, a token set is kept after its last write. A set is also
+   * dropped once nothing in it can be used any more (its refresh token, or its access
+   * token when there is no refresh token, has expired). Default 30 days.
+   */
+  maxAgeSeconds?: number;
+}
+
+export interface StoredTokenSet {
+  tokenSet: TokenSet;
+  /** Compare-and-set generation: pass it back to `put` to write only over this copy. */
+  generation: number;
+}
+
+const DEFAULT_MAX_AGE = 30 * 24 * 3600;
+
+/** Encrypts token sets and keeps them per (session owner, provider). */
+export class TokenStore {
+  readonly backend: TokenStoreBackend;
+  readonly #cipher: TokenCipher;
+  readonly #prefix: string;
+  readonly #maxAge: number;
+
+  constructor(options: TokenStoreOptions) {
+    if (!options || typeof options.backend?.read !== 'function') {
+      throw configurationError('TokenStore needs a backend: new RedisBackend({ client }) or new MemoryBackend().');
+    }
+    this.backend = options.backend;
+    this.#cipher = new TokenCipher(options.encryptionKeys);
+    this.#prefix = options.prefix ?? 'oauth-keeper:';
+    this.#maxAge = options.maxAgeSeconds ?? DEFAULT_MAX_AGE;
+    if (!(this.#maxAge > 0)) throw configurationError('TokenStore maxAgeSeconds must be a positive number of seconds.');
+  }
+
+  /** `{owner}` is a Redis Cluster hash tag: every key of one session shares a slot. */
+  tokenKey(owner: string, provider: string): string {
+    return `${this.#prefix}tok:{${owner}}:${provider}`;
+  }
+
+  lockKey(owner: string, provider: string): string {
+    return `${this.#prefix}lock:{${owner}}:${provider}`;
+  }
+
+  async get(owner: string, provider: string): Promise<StoredTokenSet | null> {
+    const key = this.tokenKey(owner, provider);
+    const entry = await this.#call(() => this.backend.read(key));
+    if (!entry) return null;
+    const tokenSet = JSON.parse(this.#cipher.decrypt(entry.value, key)) as TokenSet;
+    return { tokenSet, generation: entry.generation };
+  }
+
+  /**
+   * Stores a set. With `expectedGeneration`, writes only if nobody wrote since that
+   * generation was read; returns the new generation, or `null` when another writer won.
+   */
+  async put(owner: string, provider: string, tokenSet: TokenSet, expectedGeneration?: number): Promise<number | null> {
+    const key = this.tokenKey(owner, provider);
+    const sealed = this.#cipher.encrypt(JSON.stringify(tokenSet), key);
+    return this.#call(() => this.backend.write(key, sealed, this.#ttlFor(tokenSet), expectedGeneration));
+  }
+
+  async delete(owner: string, providers: readonly string[]): Promise<void> {
+    await this.#call(() => this.backend.remove(providers.map((p) => this.tokenKey(owner, p))));
+  }
+
+  #ttlFor(set: TokenSet): number {
+    const usefulUntil = set.refreshToken !== undefined ? set.refreshTokenExpiresAt : set.expiresAt;
+    if (usefulUntil === undefined || usefulUntil === null) return this.#maxAge;
+    const seconds = Math.ceil((usefulUntil - Date.now()) / 1000);
+    return Math.max(1, Math.min(this.#maxAge, seconds));
+  }
+
+  async #call<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (cause) {
+      throw new OAuthKeeperError(
+        ErrorCodes.STORE_UNAVAILABLE,
+        'The token store could not be reached. Check that Redis is up and the client passed to RedisBackend is connected.',
+        { cause },
+      );
+    }
+  }
+}
