@@ -15,6 +15,7 @@ export {
 export type { ClientAuthentication, ParameterPlacement, StandardTokenRequestConfig } from './provider/standard.js';
 export type {
   ApiBinding,
+  ApiRawResponse,
   ApiRequest,
   ApiResponseHead,
   AuthorizationContext,

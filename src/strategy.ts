@@ -138,7 +138,7 @@ export class OAuthKeeperStrategy<O extends ProviderOptions = ProviderOptions, Us
     const codeVerifier = this.provider.pkce ? randomToken() : undefined;
     const nonce = this.provider.nonce ? randomToken() : undefined;
     const scope = this.options.scope ?? this.provider.defaultScope;
-    const url = this.provider.authorizationURL(this.options, {
+    const url = await this.provider.authorizationURL(this.options, {
       redirectUri,
       state,
       scope: typeof scope === 'string' ? scope : scope.join(this.provider.scopeSeparator),
@@ -201,7 +201,7 @@ export class OAuthKeeperStrategy<O extends ProviderOptions = ProviderOptions, Us
       throw new OAuthKeeperError(ErrorCodes.STATE_MISMATCH, `The callback's state belongs to a ${tx.provider} login, not ${provider}.`, { provider });
     }
     if (params.error !== undefined) throw this.providerError(params);
-    this.provider.checkCallback?.(this.options, params);
+    await this.provider.checkCallback?.(this.options, params);
     if (params.code === undefined || params.code.length === 0) {
       throw new OAuthKeeperError(ErrorCodes.CALLBACK_INVALID, `The ${provider} callback carries neither a code nor an error.`, { provider });
     }

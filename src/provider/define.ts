@@ -43,6 +43,8 @@ export interface ApiSpec<O extends ProviderOptions> {
   attach?: (request: ApiRequest, token: TokenSet, options: O) => ApiRequest | Promise<ApiRequest>;
   /** Which answers mean "token rejected". Default: HTTP 401. */
   isTokenRejected?: (response: ApiResponseHead) => boolean;
+  /** Rewrites a buffered answer (see ApiBinding.readResponse). */
+  readResponse?: ApiBinding<O>['readResponse'];
 }
 
 /** The description of a standard RFC 6749 provider; see {@link defineProvider}. */
@@ -136,6 +138,7 @@ export function defineProvider<O extends ProviderOptions = ProviderOptions>(spec
         baseURL: (options: O) => resolve(spec.api!.baseURL, options),
         attach: spec.api.attach ?? ((request: ApiRequest, token: TokenSet) => attachBearer(request, token)),
         isTokenRejected: spec.api.isTokenRejected ?? isHttp401,
+        ...(spec.api.readResponse ? { readResponse: spec.api.readResponse } : {}),
       })
     : undefined;
 

@@ -83,13 +83,31 @@ export interface ApiResponseHead {
   body?: unknown;
 }
 
+/** A complete, buffered API answer. */
+export interface ApiRawResponse {
+  status: number;
+  headers: Headers;
+  /** The raw body bytes as received. */
+  body: Buffer;
+}
+
 /** How a provider's downstream API is called. */
 export interface ApiBinding<O extends ProviderOptions = ProviderOptions> {
   baseURL(options: O): string;
   /** Attaches the user's credentials the provider's way. */
   attach(request: ApiRequest, token: TokenSet, options: O): ApiRequest | Promise<ApiRequest>;
-  /** Whether an answer means "this access token was rejected" (refresh once, retry once). */
+  /**
+   * Whether an answer means "this access token was rejected" (refresh once, retry once).
+   * `body` is given (parsed when JSON) for answers small enough to buffer.
+   */
   isTokenRejected(response: ApiResponseHead): boolean;
+  /**
+   * Optional: rewrites a buffered answer before it reaches the caller and before
+   * `isTokenRejected` sees it (sop: verify the response signature, unwrap the
+   * response node). When present, answers are buffered rather than streamed.
+   * Throws an OAuthKeeperError (e.g. RESPONSE_SIGNATURE_INVALID) to refuse an answer.
+   */
+  readResponse?(response: ApiRawResponse, request: ApiRequest, options: O): ApiRawResponse | Promise<ApiRawResponse>;
 }
 
 /** How the login transaction's state travels: the `state` parameter, or inside redirect_uri. */
@@ -112,10 +130,10 @@ export interface ProviderDefinition<O extends ProviderOptions = ProviderOptions>
   readonly formPostCallback: boolean;
   /** Throws a configuration error that names the fix. */
   validateOptions(options: O): void;
-  authorizationURL(options: O, context: AuthorizationContext): URL;
+  authorizationURL(options: O, context: AuthorizationContext): URL | Promise<URL>;
   readCallback(request: CallbackRequest): CallbackParams;
   /** Extra callback checks (e.g. the returned app id); throws an OAuthKeeperError. */
-  checkCallback?(options: O, params: CallbackParams): void;
+  checkCallback?(options: O, params: CallbackParams): void | Promise<void>;
   /** Exchanges a code or a refresh token for a normalized token set. */
   requestToken(options: O, grant: Grant): Promise<TokenSet>;
   /** Post-exchange checks of the token set (id_token signature, nonce, c_hash...); returns claims. */

@@ -53,6 +53,7 @@ export const exampleProvider = defineProvider<ExampleOptions>({
 export interface TestApp {
   app: Express;
   server: Server;
+  strategy: OAuthKeeperStrategy<any, any>;
   url: string;
   keeper: Keeper;
   store: TokenStore;
@@ -67,7 +68,12 @@ export interface TestApp {
 export interface TestAppOptions {
   /** `redis` (default) uses connect-redis + RedisBackend on the test redis-server. */
   storage?: 'redis' | 'memory';
+  /** Options of the default OAuth2 sandbox (ignored when startSandbox is given). */
   sandbox?: OAuth2SandboxOptions;
+  /** Starts the provider's sandbox; default: the generic OAuth2 sandbox with autoApprove. */
+  startSandbox?: () => Promise<RunningSandbox>;
+  /** Builds the strategy under test against the running sandbox; default: the `example` provider. */
+  strategy?: (sandbox: RunningSandbox) => OAuthKeeperStrategy<any, any>;
   keeper?: Partial<Omit<KeeperOptions, 'strategies' | 'store' | 'passport'>>;
   usePassportSession?: boolean;
   routes?: (app: Express, keeper: Keeper) => void;
@@ -75,7 +81,7 @@ export interface TestAppOptions {
 }
 
 export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {
-  const sandbox = await startOAuth2Sandbox({ autoApprove: true, ...options.sandbox });
+  const sandbox = options.startSandbox ? await options.startSandbox() : await startOAuth2Sandbox({ autoApprove: true, ...options.sandbox });
   const prefix = uniquePrefix('app');
   const redis = options.storage === 'memory' ? undefined : newRedis();
   const backend: TokenStoreBackend = redis ? new RedisBackend({ client: redis }) : new MemoryBackend();
@@ -83,12 +89,15 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   const passport = new Passport();
   passport.serializeUser((user, done) => done(null, user));
   passport.deserializeUser((user, done) => done(null, user as Express.User));
-  const strategy = new OAuthKeeperStrategy(exampleProvider, {
-    clientID: 'sandbox-client',
-    clientSecret: 'sandbox-secret',
-    callbackURL: '/auth/example/callback',
-    baseURL: sandbox.url,
-  });
+  const strategy = options.strategy
+    ? options.strategy(sandbox)
+    : new OAuthKeeperStrategy(exampleProvider, {
+        clientID: 'sandbox-client',
+        clientSecret: 'sandbox-secret',
+        callbackURL: '/auth/example/callback',
+        baseURL: sandbox.url,
+      });
+  const name = strategy.name;
   const keeper = oauthKeeper({ strategies: [strategy], store, passport, ...options.keeper });
 
   const app = express();
@@ -107,10 +116,10 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   app.get('/', (_req, res) => {
     res.send('home');
   });
-  app.get('/me', keeper.ensureAuthorized('example'), (req, res) => {
+  app.get('/me', keeper.ensureAuthorized(name), (req, res) => {
     res.json({ provider: req.oauthToken?.provider, scope: req.oauthToken?.scope, user: req.user ?? null });
   });
-  app.get('/page', keeper.ensureAuthorized('example'), (_req, res) => {
+  app.get('/page', keeper.ensureAuthorized(name), (_req, res) => {
     res.type('html').send('<p>guarded page</p>');
   });
   app.post('/logout', keeper.logout());
@@ -124,6 +133,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     app,
     server,
     url,
+    strategy,
     keeper,
     store,
     sandbox,
