@@ -1,5 +1,5 @@
-/// <reference types="express-session" />
-/// <reference types="passport" />
+/// <reference types="express-session" preserve="true" />
+/// <reference types="passport" preserve="true" />
 import type { Request } from 'express';
 import { ErrorCodes, OAuthKeeperError } from '../errors.js';
 import { randomToken } from './pkce.js';
