@@ -49,9 +49,17 @@ export interface EnsureAuthorizedOptions {
   unauthorized?: UnauthorizedBehaviour;
 }
 
-/** Attached as `req.oauthKeeper` by `keeper.middleware()`. */
+/**
+ * Attached as `req.oauthKeeper` by `keeper.middleware()`. Typed loosely on purpose: the
+ * ESM and CommonJS builds both augment `Express.Request`, and their declarations must agree.
+ */
 export interface KeeperContext {
-  readonly keeper: Keeper;
+  readonly keeper: object;
+}
+
+function keeperOf(req: Request): Keeper | undefined {
+  const keeper = req.oauthKeeper?.keeper;
+  return keeper instanceof Keeper ? keeper : undefined;
 }
 
 declare global {
@@ -251,7 +259,7 @@ export class Keeper {
       throw configurationError(`ensureAuthorized unauthorized option must be "auto", "redirect" or "status", not "${behaviour}".`);
     }
     return (req, res, next) => {
-      if (req.oauthKeeper?.keeper !== this) {
+      if (keeperOf(req) !== this) {
         return next(notMounted());
       }
       void (async () => {
@@ -365,7 +373,7 @@ export function ensureAuthorized(provider: string, options: EnsureAuthorizedOpti
   let handler: RequestHandler | undefined;
   let owner: Keeper | undefined;
   return (req, res, next) => {
-    const keeper = req.oauthKeeper?.keeper;
+    const keeper = keeperOf(req);
     if (!keeper) return next(notMounted());
     if (owner !== keeper) {
       try {

@@ -1,0 +1,105 @@
+// Compiled by test/types.test.ts against the built package, as users import it.
+// Compiling is the assertion: each @ts-expect-error line must be an error.
+import express from 'express';
+import session from 'express-session';
+import passport from 'passport';
+import {
+  defineProvider,
+  ensureAuthorized,
+  ErrorCodes,
+  MemoryBackend,
+  OAuthKeeperError,
+  OAuthKeeperStrategy,
+  oauthKeeper,
+  TokenStore,
+  type AuthorizedRequest,
+  type OAuthToken,
+  type ProviderOptions,
+  type TokenSet,
+} from 'oauth-keeper';
+import { startOAuth2Sandbox, type RunningSandbox } from 'oauth-keeper/sandbox';
+
+interface AcmeOptions extends ProviderOptions {
+  tenant: string;
+}
+
+const acme = defineProvider<AcmeOptions>({
+  name: 'acme',
+  authorizationURL: (o) => `https://${o.tenant}.acme.example/authorize`,
+  tokenURL: (o) => `https://${o.tenant}.acme.example/token`,
+  api: { baseURL: 'https://api.acme.example' },
+});
+
+const strategy = new OAuthKeeperStrategy(acme, {
+  clientID: 'id',
+  clientSecret: 'secret',
+  callbackURL: '/auth/acme/callback',
+  tenant: 't1',
+});
+
+// @ts-expect-error a provider option is missing (tenant)
+new OAuthKeeperStrategy(acme, { clientID: 'id', clientSecret: 'secret', callbackURL: '/cb' });
+
+interface AppUser {
+  id: string;
+}
+new OAuthKeeperStrategy<AcmeOptions, AppUser>(
+  acme,
+  { clientID: 'id', callbackURL: '/cb', tenant: 't', passReqToCallback: true },
+  (req: express.Request, tokens: TokenSet, profile, done) => {
+    const path: string = req.path;
+    done(null, { id: profile.id + tokens.accessToken + path });
+  },
+);
+
+const store = new TokenStore({ backend: new MemoryBackend(), encryptionKeys: ['0'.repeat(64)] });
+const keeper = oauthKeeper({ strategies: [strategy], store, passport });
+
+const app = express();
+app.use(session({ secret: 's', resave: false, saveUninitialized: false }));
+app.use(passport.initialize());
+app.use(keeper.middleware());
+
+app.get('/free', (req, res) => {
+  // Not behind the guard: possibly absent.
+  // @ts-expect-error oauthToken may be undefined here
+  const direct: string = req.oauthToken.accessToken;
+  const maybe: string | undefined = req.oauthToken?.accessToken;
+  res.json({ direct, maybe });
+});
+
+app.get('/guarded', keeper.ensureAuthorized('acme'), (req, res) => {
+  const { oauthToken } = req as AuthorizedRequest;
+  const token: OAuthToken = oauthToken;
+  const expires: Date | null = token.expiresAt;
+  // @ts-expect-error the refresh token is never exposed on req.oauthToken
+  const refresh = token.refreshToken;
+  // @ts-expect-error req.oauthToken is read-only
+  token.accessToken = 'x';
+  res.json({ expires, refresh });
+});
+
+app.get('/standalone', ensureAuthorized('acme', { unauthorized: 'status' }), (_req, res) => res.end());
+// @ts-expect-error unknown unauthorized behaviour
+ensureAuthorized('acme', { unauthorized: 'sometimes' });
+
+keeper.events.on('refresh:success', (event) => {
+  const ms: number = event.durationMs;
+  void ms;
+});
+
+const error = new OAuthKeeperError(ErrorCodes.STATE_MISSING, 'x');
+const code: 'OAUTH_KEEPER_STATE_MISSING' = ErrorCodes.STATE_MISSING;
+const status: number = error.status;
+// @ts-expect-error codes are a closed set
+new OAuthKeeperError('SOMETHING_ELSE', 'x');
+
+async function sandboxUse(): Promise<void> {
+  const sandbox: RunningSandbox = await startOAuth2Sandbox({ accessTokenTtlSeconds: 5, rotateRefreshTokens: true });
+  sandbox.engine.injectFault('token', { status: 503 });
+  const calls: number = sandbox.engine.counters.refresh;
+  void calls;
+  await sandbox.close();
+}
+
+void [code, status, sandboxUse];
