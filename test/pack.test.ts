@@ -1,0 +1,107 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startOAuth2Sandbox, type RunningSandbox } from '../src/sandbox/index';
+import { freePort } from './helpers/redis-server';
+import { testRedisPort } from './helpers/app';
+
+const root = join(__dirname, '..');
+
+function quickStart(): string {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const match = /<!-- quick-start[^>]*-->\s*```js\n([\s\S]*?)```/.exec(readme);
+  if (!match) throw new Error('README.md has no <!-- quick-start --> js block');
+  return match[1]!;
+}
+
+function installedVersion(name: string): string {
+  return (JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+/** A tiny cookie jar so the login can be followed with plain fetch. */
+class Browser {
+  readonly cookies = new Map<string, string>();
+  async get(url: string): Promise<Response> {
+    const response = await fetch(url, {
+      redirect: 'manual',
+      headers: { cookie: [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '), accept: 'application/json' },
+    });
+    for (const line of response.headers.getSetCookie()) {
+      const [pair] = line.split(';');
+      const eq = pair!.indexOf('=');
+      this.cookies.set(pair!.slice(0, eq), pair!.slice(eq + 1));
+    }
+    return response;
+  }
+}
+
+describe('the packed package, installed as users install it', () => {
+  let dir: string;
+  let sandbox: RunningSandbox;
+  let app: ChildProcess | undefined;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'oauth-keeper-pack-'));
+    sandbox = await startOAuth2Sandbox({ autoApprove: true });
+  });
+
+  afterAll(async () => {
+    app?.kill('SIGTERM');
+    await sandbox.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('packs, installs with its peers, and runs the README quick start against a local provider', async () => {
+    execFileSync('npm', ['pack', '--ignore-scripts', '--pack-destination', dir], { cwd: root, stdio: 'pipe' });
+    const tarball = readdirSync(dir).find((f) => f.endsWith('.tgz'))!;
+    expect(tarball).toMatch(/^oauth-keeper-.*\.tgz$/);
+    const listing = execFileSync('tar', ['-tzf', join(dir, tarball)], { encoding: 'utf8' });
+    expect(listing).toContain('package/dist/esm/index.js');
+    expect(listing).toContain('package/dist/cjs/index.d.ts');
+    expect(listing).not.toMatch(/package\/(src|test)\//);
+
+    writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'quick-start-app', private: true, type: 'module' }));
+    const peers = ['express', 'express-session', 'passport', 'connect-redis', 'ioredis'].map((n) => `${n}@${installedVersion(n)}`);
+    execFileSync('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts', `./${tarball}`, ...peers], {
+      cwd: dir,
+      stdio: 'pipe',
+    });
+    writeFileSync(join(dir, 'app.mjs'), quickStart());
+
+    const port = await freePort();
+    app = spawn(process.execPath, ['app.mjs'], {
+      cwd: dir,
+      env: {
+        PATH: process.env['PATH'] ?? '',
+        PORT: String(port),
+        OAUTH_ISSUER: sandbox.url,
+        REDIS_URL: `redis://127.0.0.1:${testRedisPort()}`,
+        TOKEN_KEYS: randomBytes(32).toString('base64'),
+        SESSION_SECRET: randomBytes(16).toString('hex'),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    app.stderr!.on('data', (d) => (stderr += String(d)));
+    await new Promise<void>((resolve, reject) => {
+      app!.stdout!.on('data', (d) => String(d).includes('listening') && resolve());
+      app!.once('exit', (code) => reject(new Error(`quick start exited with ${code}: ${stderr}`)));
+    });
+
+    const base = `http://127.0.0.1:${port}`;
+    const browser = new Browser();
+    expect((await browser.get(`${base}/me`)).status).toBe(401);
+    const start = await browser.get(`${base}/auth/example?returnTo=/me`);
+    expect(start.status).toBe(302);
+    const atProvider = await fetch(start.headers.get('location')!, { redirect: 'manual' });
+    const callback = new URL(atProvider.headers.get('location')!);
+    const done = await browser.get(`${base}${callback.pathname}${callback.search}`);
+    expect(done.status).toBe(303);
+    expect(done.headers.get('location')).toBe('/me');
+    const me = await browser.get(`${base}/me`);
+    expect(me.status).toBe(200);
+    expect(await me.json()).toMatchObject({ provider: 'example', scope: 'read', user: { provider: 'example', id: '1001' } });
+  });
+});
