@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { startOAuth2Sandbox, type RunningSandbox } from '../src/sandbox/index';
 import { freePort } from './helpers/redis-server';
 import { testRedisPort } from './helpers/app';
+import { CookieClient } from './helpers/browser';
 
 const root = join(__dirname, '..');
 
@@ -18,23 +19,6 @@ function quickStart(): string {
 
 function installedVersion(name: string): string {
   return (JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
-}
-
-/** A tiny cookie jar so the login can be followed with plain fetch. */
-class Browser {
-  readonly cookies = new Map<string, string>();
-  async get(url: string): Promise<Response> {
-    const response = await fetch(url, {
-      redirect: 'manual',
-      headers: { cookie: [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '), accept: 'application/json' },
-    });
-    for (const line of response.headers.getSetCookie()) {
-      const [pair] = line.split(';');
-      const eq = pair!.indexOf('=');
-      this.cookies.set(pair!.slice(0, eq), pair!.slice(eq + 1));
-    }
-    return response;
-  }
 }
 
 describe('the packed package, installed as users install it', () => {
@@ -91,16 +75,17 @@ describe('the packed package, installed as users install it', () => {
     });
 
     const base = `http://127.0.0.1:${port}`;
-    const browser = new Browser();
-    expect((await browser.get(`${base}/me`)).status).toBe(401);
-    const start = await browser.get(`${base}/auth/example?returnTo=/me`);
+    const browser = new CookieClient();
+    const json = { headers: { accept: 'application/json' } };
+    expect((await browser.fetch(`${base}/me`, json)).status).toBe(401);
+    const start = await browser.fetch(`${base}/auth/example?returnTo=/me`);
     expect(start.status).toBe(302);
     const atProvider = await fetch(start.headers.get('location')!, { redirect: 'manual' });
     const callback = new URL(atProvider.headers.get('location')!);
-    const done = await browser.get(`${base}${callback.pathname}${callback.search}`);
+    const done = await browser.fetch(`${base}${callback.pathname}${callback.search}`);
     expect(done.status).toBe(303);
     expect(done.headers.get('location')).toBe('/me');
-    const me = await browser.get(`${base}/me`);
+    const me = await browser.fetch(`${base}/me`, json);
     expect(me.status).toBe(200);
     expect(await me.json()).toMatchObject({ provider: 'example', scope: 'read', user: { provider: 'example', id: '1001' } });
   });

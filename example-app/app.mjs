@@ -1,0 +1,159 @@
+// The example app: every provider, connected or not, the guard, the proxy, refresh events.
+import express from 'express';
+import session from 'express-session';
+import passport from 'passport';
+import { RedisStore } from 'connect-redis';
+import { Cluster, Redis } from 'ioredis';
+import { defineProvider, MemoryBackend, OAuthKeeperStrategy, oauthKeeper, RedisBackend, TokenStore } from 'oauth-keeper';
+import { startOAuth2Sandbox } from 'oauth-keeper/sandbox';
+import { homePage } from './home.mjs';
+
+const exampleProvider = defineProvider({
+  name: 'example',
+  authorizationURL: (o) => `${o.issuer}/authorize`,
+  tokenURL: (o) => `${o.issuer}/token`,
+  revocationURL: (o) => `${o.issuer}/revoke`,
+  userInfoURL: (o) => `${o.issuer}/userinfo`,
+  scope: ['read'],
+  api: { baseURL: (o) => `${o.issuer}/api` },
+});
+
+/**
+ * Builds the app from a config (see config.mjs). Providers without a configured
+ * client id run against an in-process sandbox on a free loopback port.
+ */
+export async function createExampleApp(config) {
+  const notices = [...config.notices];
+  const sandboxes = [];
+  const closers = [];
+
+  // Storage: Redis Cluster, Redis, or memory.
+  let redis;
+  if (config.redisClusterNodes) {
+    redis = new Cluster(config.redisClusterNodes);
+    notices.push(`Sessions and tokens in the Redis Cluster at ${config.redisClusterNodes.map((n) => `${n.host}:${n.port}`).join(', ')}.`);
+  } else if (config.redisURL) {
+    redis = new Redis(config.redisURL);
+    notices.push('Sessions and tokens in Redis (REDIS_URL).');
+  } else {
+    notices.push('No REDIS_URL: sessions and tokens live in memory and are lost on restart (embedded default).');
+  }
+  if (redis) closers.push(() => redis.quit());
+  const backend = redis ? new RedisBackend({ client: redis }) : new MemoryBackend();
+  const store = new TokenStore({ backend, encryptionKeys: config.tokenKeys, prefix: 'example-app:' });
+
+  // Providers.
+  const strategies = [];
+  const apiSamples = {};
+  {
+    let { clientID, clientSecret, issuer } = config.example;
+    if (!clientID) {
+      const sandbox = await startOAuth2Sandbox({ title: 'Example sandbox' });
+      sandboxes.push(sandbox);
+      ({ clientID, clientSecret, issuer } = { clientID: 'sandbox-client', clientSecret: 'sandbox-secret', issuer: sandbox.url });
+      notices.push(`example: sandbox provider at ${sandbox.url} (log in as alice / wonderland).`);
+    }
+    strategies.push(new OAuthKeeperStrategy(exampleProvider, { clientID, clientSecret, issuer, callbackURL: callback(config, 'example') }));
+    apiSamples.example = { method: 'GET', path: '/api/example/profile?fields=all' };
+  }
+
+  passport.serializeUser((user, done) => done(null, { provider: user.provider, id: user.id, displayName: user.displayName }));
+  passport.deserializeUser((user, done) => done(null, user));
+  const keeper = oauthKeeper({ strategies, store, passport });
+
+  const events = [];
+  for (const name of ['refresh:start', 'refresh:success', 'refresh:failure', 'refresh:retry', 'lock:wait']) {
+    keeper.events.on(name, (event) => {
+      events.unshift({ at: new Date().toISOString(), event: name, ...event });
+      events.length = Math.min(events.length, 20);
+    });
+  }
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(
+    session({
+      ...(redis ? { store: new RedisStore({ client: redis, prefix: 'example-app:sess:' }) } : {}),
+      secret: config.sessionSecret,
+      resave: false,
+      saveUninitialized: false,
+      cookie: { httpOnly: true, sameSite: 'lax', secure: 'auto' },
+    }),
+  );
+  app.use(passport.initialize());
+  app.use(passport.session());
+  app.use(keeper.middleware());
+
+  app.get('/', (req, res) => {
+    res.type('html').send(homePage({ providers: keeper.providers, apiSamples, notices }));
+  });
+
+  app.get('/status', async (req, res, next) => {
+    try {
+      const providers = {};
+      for (const name of keeper.providers) {
+        const token = await keeper.token(req, name).catch(() => null);
+        providers[name] = token ? { connected: true, ...describe(token) } : { connected: false };
+      }
+      res.json({ user: req.user ?? null, providers, events });
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  app.get('/me/:provider', guard(keeper), (req, res) => {
+    res.json(describe(req.oauthToken));
+  });
+
+  app.post('/disconnect/:provider', sameOrigin, async (req, res, next) => {
+    try {
+      if (!keeper.providers.includes(req.params.provider)) return res.status(404).json({ error: 'unknown provider' });
+      await keeper.disconnect(req, req.params.provider);
+      res.status(204).end();
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  app.post('/logout', keeper.logout());
+
+  app.use((err, req, res, _next) => {
+    res.status(err.status ?? 500).json({ error: err.code ?? 'internal_error', message: err.code ? err.message : 'Something went wrong.' });
+  });
+
+  return {
+    app,
+    keeper,
+    notices,
+    sandboxes,
+    close: async () => {
+      for (const sandbox of sandboxes) await sandbox.close();
+      for (const close of closers) await close();
+    },
+  };
+}
+
+function callback(config, name) {
+  return config.baseURL ? `${config.baseURL.replace(/\/$/, '')}/auth/${name}/callback` : `/auth/${name}/callback`;
+}
+
+/** req.oauthToken without secrets. */
+function describe(token) {
+  return { provider: token.provider, tokenType: token.tokenType, expiresAt: token.expiresAt, scope: token.scope ?? null, extras: token.extras };
+}
+
+/** The guard for `/:provider` routes. */
+function guard(keeper) {
+  const guards = new Map(keeper.providers.map((name) => [name, keeper.ensureAuthorized(name)]));
+  return (req, res, next) => {
+    const handler = guards.get(req.params.provider);
+    if (!handler) return res.status(404).json({ error: 'unknown provider' });
+    return handler(req, res, next);
+  };
+}
+
+function sameOrigin(req, res, next) {
+  const origin = req.get('origin');
+  if (origin && origin !== `${req.protocol}://${req.get('host')}`) return res.status(403).json({ error: 'cross-origin request refused' });
+  next();
+}

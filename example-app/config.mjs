@@ -1,0 +1,47 @@
+// Reads the example app's configuration from the environment. Only the example app
+// reads process.env; the library takes everything as options.
+import { existsSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+
+/** PEM text, or a path to a file holding it. */
+function pem(value) {
+  if (value === undefined || value === '') return undefined;
+  if (value.includes('-----BEGIN')) return value.replace(/\\n/g, '\n');
+  if (existsSync(value)) return readFileSync(value, 'utf8');
+  throw new Error(`Expected PEM text or a readable file path, got "${value.slice(0, 40)}"`);
+}
+
+export function readConfig(env = process.env) {
+  const notices = [];
+  const port = Number(env.PORT ?? 3000);
+  let tokenKeys = (env.TOKEN_KEYS ?? '').split(',').map((k) => k.trim()).filter(Boolean);
+  if (tokenKeys.length === 0) {
+    tokenKeys = [randomBytes(32).toString('base64')];
+    notices.push('TOKEN_KEYS is not set: using a random key for this run (stored tokens do not survive a restart).');
+  }
+  let sessionSecret = env.SESSION_SECRET;
+  if (!sessionSecret) {
+    sessionSecret = randomBytes(24).toString('hex');
+    notices.push('SESSION_SECRET is not set: using a random secret for this run.');
+  }
+  return {
+    port,
+    baseURL: env.BASE_URL,
+    sessionSecret,
+    tokenKeys,
+    redisURL: env.REDIS_URL || undefined,
+    redisClusterNodes: env.REDIS_CLUSTER_NODES
+      ? env.REDIS_CLUSTER_NODES.split(',').map((hp) => {
+          const [host, p] = hp.trim().split(':');
+          return { host, port: Number(p) };
+        })
+      : undefined,
+    example: {
+      clientID: env.EXAMPLE_CLIENT_ID || undefined,
+      clientSecret: env.EXAMPLE_CLIENT_SECRET,
+      issuer: env.EXAMPLE_ISSUER,
+    },
+    notices,
+    pem,
+  };
+}

@@ -1,0 +1,79 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { freePort } from '../helpers/redis-server';
+import { CookieClient } from '../helpers/browser';
+
+const root = join(__dirname, '..', '..');
+
+describe('the example app, started with the README command and no configuration', () => {
+  let child: ChildProcess | undefined;
+  afterEach(() => {
+    // npm starts node in its own process group: stop the whole group.
+    if (child?.pid !== undefined && child.exitCode === null) {
+      try {
+        process.kill(-child.pid, 'SIGTERM');
+      } catch {
+        child.kill('SIGTERM');
+      }
+    }
+  });
+
+  it('runs on the embedded default and completes a login', async () => {
+    const port = await freePort();
+    // `npm start` exactly as the README says; only PORT is set, to avoid clashing with a real app.
+    child = spawn('npm', ['start'], {
+      cwd: root,
+      env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', PORT: String(port) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let output = '';
+    child.stderr!.on('data', (d) => (output += String(d)));
+    await new Promise<void>((resolve, reject) => {
+      child!.stdout!.on('data', (d) => {
+        output += String(d);
+        if (output.includes('listening on')) resolve();
+      });
+      child!.once('exit', (code) => reject(new Error(`npm start exited with ${code}:\n${output}`)));
+    });
+    expect(output).toMatch(/notice: No REDIS_URL: sessions and tokens live in memory/);
+    expect(output).toMatch(/notice: TOKEN_KEYS is not set/);
+
+    const base = `http://127.0.0.1:${port}`;
+    const browser = new CookieClient();
+    const home = await browser.fetch(`${base}/`);
+    expect(home.status).toBe(200);
+    expect(await home.text()).toContain('oauth-keeper example');
+
+    const providers = Object.keys(((await (await browser.fetch(`${base}/status`)).json()) as { providers: object }).providers);
+    expect(providers.length).toBeGreaterThan(0);
+    const provider = providers[0]!;
+    const start = await browser.fetch(`${base}/auth/${provider}?returnTo=%2F`);
+    expect(start.status).toBe(302);
+    // The sandbox's own login page: submit its form as a person would.
+    const loginPage = await fetch(start.headers.get('location')!);
+    const html = await loginPage.text();
+    const action = new URL(/<form method="post" action="([^"]+)"/.exec(html)![1]!.replace(/&#38;/g, '&'), loginPage.url);
+    const form = new URLSearchParams();
+    for (const m of html.matchAll(/<input type="(?:hidden|text|password)" name="([^"]+)"[^>]*?value="([^"]*)"/g)) {
+      form.set(m[1]!, m[2]!.replace(/&#(\d+);/g, (_, c) => String.fromCharCode(Number(c))));
+    }
+    form.set('decision', 'approve');
+    const approved = await fetch(action, { method: 'POST', body: form, redirect: 'manual' });
+    expect(approved.status).toBe(302);
+    const callback = new URL(approved.headers.get('location')!);
+    const done = await browser.fetch(`${base}${callback.pathname}${callback.search}`);
+    expect(done.status).toBe(303);
+    expect(done.headers.get('location')).toBe('/');
+
+    const me = await browser.fetch(`${base}/me/${provider}`, { headers: { accept: 'application/json' } });
+    expect(me.status).toBe(200);
+    const body = (await me.json()) as Record<string, unknown>;
+    expect(body['provider']).toBe(provider);
+    expect(JSON.stringify(body)).not.toMatch(/access_?token|refresh_?token/i);
+
+    const status = (await (await browser.fetch(`${base}/status`)).json()) as { providers: Record<string, { connected: boolean }> };
+    expect(status.providers[provider]!.connected).toBe(true);
+
+  });
+});
