@@ -62,3 +62,15 @@ export type { OAuthToken, TokenSet } from './lib/token-set.js';
 export type { EncryptionKey } from './lib/cipher.js';
 export type { KeeperSessionData, LoginTransaction } from './lib/session.js';
 export { safeReturnTo } from './lib/return-to.js';
+
+export {
+  DiStrategy,
+  diProvider,
+  unwrapDiTokenResponse,
+  isDiTokenRejected,
+  attachDiCredentials,
+  diBaseURL,
+  DI_DEFAULT_BASE_URL,
+  DI_DEFAULT_SCOPE,
+} from './providers/di.js';
+export type { DiOptions } from './providers/di.js';

@@ -5,6 +5,14 @@ import * as sandbox from '../src/sandbox/index';
 
 // The public surface, pinned: adding or removing an export is a deliberate change here.
 const MAIN = [
+  'DI_DEFAULT_BASE_URL',
+  'DI_DEFAULT_SCOPE',
+  'DiStrategy',
+  'attachDiCredentials',
+  'diBaseURL',
+  'diProvider',
+  'isDiTokenRejected',
+  'unwrapDiTokenResponse',
   'ErrorCodes',
   'Keeper',
   'MemoryBackend',
@@ -26,7 +34,7 @@ const MAIN = [
   'standardTokenRequest',
   'validateCommonOptions',
 ];
-const SANDBOX = ['SandboxEngine', 'startOAuth2Sandbox'];
+const SANDBOX = ['SandboxEngine', 'startDiSandbox', 'startOAuth2Sandbox'];
 
 describe('public exports', () => {
   it('pins the main entry point', () => {

@@ -110,7 +110,7 @@ export class RefreshCoordinator {
       }
       if (Date.now() - waitStart > this.#waitMs) {
         this.events.emit('lock:wait', { provider, waitedMs: Date.now() - waitStart, outcome: 'timeout' });
-        return this.#unavailable(before.tokenSet, provider, undefined);
+        return this.#unavailable(before.tokenSet, provider, rejected, undefined);
       }
     }
     if (Date.now() - waitStart > 5) {
@@ -174,14 +174,17 @@ export class RefreshCoordinator {
             { provider, cause: failure, ...(failure.oauthError ? { oauthError: failure.oauthError } : {}) },
           );
         }
-        return this.#unavailable(current.tokenSet, provider, error);
+        return this.#unavailable(current.tokenSet, provider, rejected, error);
       }
     }
   }
 
-  /** Transient trouble: keep using a still-valid token, else 503 with Retry-After. */
-  #unavailable(set: TokenSet, provider: string, cause: unknown): TokenSet {
-    if (!isExpired(set, Date.now())) return set;
+  /**
+   * Transient trouble: keep using a token that is still valid (and was not just
+   * rejected by the provider); otherwise 503 with Retry-After.
+   */
+  #unavailable(set: TokenSet, provider: string, rejected: string | undefined, cause: unknown): TokenSet {
+    if (rejected === undefined && !isExpired(set, Date.now())) return set;
     throw new OAuthKeeperError(
       ErrorCodes.REFRESH_UNAVAILABLE,
       `The ${provider} token has expired and could not be refreshed right now; try again shortly.`,

@@ -60,8 +60,6 @@ export function isDiTokenRejected(response: ApiResponseHead): boolean {
   return response.status === 401;
 }
 
-const CREDENTIAL_NAMES = ['client_id', 'access_token', 'scope'] as const;
-
 function decodeName(pair: string): string {
   const raw = pair.split('=', 1)[0] ?? '';
   try {

@@ -71,9 +71,9 @@ export interface DiSandbox extends RunningSandbox {
 const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' } as const;
 const OK = '000000';
 
-/** Shows enough of a token to recognise it in a test, never the whole value. */
+/** Shows enough of a token to recognise it in a test, never the whole value (ASCII: it goes into headers). */
 function truncate(value: string): string {
-  return value.length <= 6 ? '…' : `${value.slice(0, 6)}…`;
+  return value.length <= 12 ? '...' : `${value.slice(0, 6).replace(/[^A-Za-z0-9._~+/-]/g, '?')}...`;
 }
 
 function isForm(req: SandboxRequest): boolean {

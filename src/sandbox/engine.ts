@@ -49,6 +49,8 @@ export interface Fault {
   badSignature?: boolean;
   /** How many requests it applies to. Default 1. */
   times?: number;
+  /** Holds the answer until this promise settles: lets a test decide exactly when a slow answer arrives. */
+  until?: Promise<unknown>;
 }
 
 export interface Grant {

@@ -12,3 +12,5 @@ export type {
 export type { RunningSandbox, SandboxServerOptions } from './server.js';
 export { startOAuth2Sandbox } from './oauth2.js';
 export type { OAuth2SandboxOptions } from './oauth2.js';
+export { startDiSandbox } from './di.js';
+export type { DiSandbox, DiSandboxOptions, DiWireSettings, DiRecordedRequest, DiCounters } from './di.js';

@@ -86,6 +86,7 @@ async function readRequest(req: IncomingMessage): Promise<SandboxRequest> {
  */
 export async function withFault(fault: Fault | undefined, produce: () => SandboxReply | Promise<SandboxReply>): Promise<SandboxReply> {
   if (fault?.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
+  if (fault?.until) await fault.until.catch(() => undefined);
   if (fault?.status !== undefined) {
     return { status: fault.status, headers: { 'content-type': 'application/json' }, body: fault.body ?? JSON.stringify({ error: 'server_error' }) };
   }
