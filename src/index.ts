@@ -74,3 +74,15 @@ export {
   DI_DEFAULT_SCOPE,
 } from './providers/di.js';
 export type { DiOptions } from './providers/di.js';
+
+export {
+  SopStrategy,
+  sopProvider,
+  callSopGateway,
+  chinaTimestamp,
+  sopSignContent,
+  signSopParameters,
+  extractResponseNode,
+  verifySopResponse,
+} from './providers/sop.js';
+export type { SopOptions, SopSignType, SopKey } from './providers/sop.js';

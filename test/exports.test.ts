@@ -5,6 +5,14 @@ import * as sandbox from '../src/sandbox/index';
 
 // The public surface, pinned: adding or removing an export is a deliberate change here.
 const MAIN = [
+  'SopStrategy',
+  'callSopGateway',
+  'chinaTimestamp',
+  'extractResponseNode',
+  'signSopParameters',
+  'sopProvider',
+  'sopSignContent',
+  'verifySopResponse',
   'DI_DEFAULT_BASE_URL',
   'DI_DEFAULT_SCOPE',
   'DiStrategy',
@@ -34,7 +42,7 @@ const MAIN = [
   'standardTokenRequest',
   'validateCommonOptions',
 ];
-const SANDBOX = ['SandboxEngine', 'startDiSandbox', 'startOAuth2Sandbox'];
+const SANDBOX = ['SandboxEngine', 'startDiSandbox', 'startOAuth2Sandbox', 'startSopSandbox'];
 
 describe('public exports', () => {
   it('pins the main entry point', () => {

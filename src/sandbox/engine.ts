@@ -147,6 +147,11 @@ export class SandboxEngine {
     this.#faults.set(target, list);
   }
 
+  /** Faults queued for `target` and not yet taken by a request. */
+  pendingFaults(target: FaultTarget): number {
+    return (this.#faults.get(target) ?? []).reduce((n, f) => n + (f.times ?? 1), 0);
+  }
+
   clearFaults(): void {
     this.#faults.clear();
   }

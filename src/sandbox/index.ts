@@ -14,3 +14,5 @@ export { startOAuth2Sandbox } from './oauth2.js';
 export type { OAuth2SandboxOptions } from './oauth2.js';
 export { startDiSandbox } from './di.js';
 export type { DiSandbox, DiSandboxOptions, DiWireSettings, DiRecordedRequest, DiCounters } from './di.js';
+export { startSopSandbox } from './sop.js';
+export type { SopSandboxOptions, SopSandboxApp, SopSandboxSettings, SopGatewayCounters, RunningSopSandbox } from './sop.js';

@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 import express, { type Express } from 'express';
 import session from 'express-session';
 import { RedisStore } from 'connect-redis';
-import Redis from 'ioredis';
+import Redis, { type Cluster } from 'ioredis';
+import type { RedisCluster } from './redis-cluster';
 import { Passport } from 'passport';
 import request from 'supertest';
 import {
@@ -58,16 +59,21 @@ export interface TestApp {
   keeper: Keeper;
   store: TokenStore;
   sandbox: RunningSandbox;
-  redis?: Redis;
+  redis?: Redis | Cluster;
   backend: TokenStoreBackend;
+  /** The session's token owner id, read through a test-only route. */
+  ownerOf(agent: ReturnType<typeof request.agent>): Promise<string>;
+  /** Rewrites the stored token set as if time had passed: it expires at `expiresAt` (default: already expired). */
+  expireToken(owner: string, expiresAt?: number | null): Promise<void>;
   prefix: string;
   agent(): ReturnType<typeof request.agent>;
   close(): Promise<void>;
 }
 
 export interface TestAppOptions {
-  /** `redis` (default) uses connect-redis + RedisBackend on the test redis-server. */
-  storage?: 'redis' | 'memory';
+  /** `redis` (default) uses connect-redis + RedisBackend on the test redis-server; `cluster` needs `cluster`. */
+  storage?: 'redis' | 'memory' | 'cluster';
+  cluster?: RedisCluster;
   /** Options of the default OAuth2 sandbox (ignored when startSandbox is given). */
   sandbox?: OAuth2SandboxOptions;
   /** Starts the provider's sandbox; default: the generic OAuth2 sandbox with autoApprove. */
@@ -83,7 +89,13 @@ export interface TestAppOptions {
 export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {
   const sandbox = options.startSandbox ? await options.startSandbox() : await startOAuth2Sandbox({ autoApprove: true, ...options.sandbox });
   const prefix = uniquePrefix('app');
-  const redis = options.storage === 'memory' ? undefined : newRedis();
+  let redis: Redis | Cluster | undefined;
+  if (options.storage === 'cluster') {
+    if (!options.cluster) throw new Error("storage: 'cluster' needs the cluster option");
+    redis = options.cluster.client();
+  } else if (options.storage !== 'memory') {
+    redis = newRedis();
+  }
   const backend: TokenStoreBackend = redis ? new RedisBackend({ client: redis }) : new MemoryBackend();
   const store = new TokenStore({ backend, encryptionKeys: [randomBytes(32)], prefix });
   const passport = new Passport();
@@ -123,6 +135,9 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     res.type('html').send('<p>guarded page</p>');
   });
   app.post('/logout', keeper.logout());
+  app.get('/__owner', (req, res) => {
+    res.json({ owner: req.session.oauthKeeper?.owner ?? null });
+  });
   options.routes?.(app, keeper);
 
   const server = await new Promise<Server>((resolve) => {
@@ -141,6 +156,16 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     backend,
     prefix,
     agent: () => request.agent(url),
+    ownerOf: async (agent) => {
+      const res = await agent.get('/__owner').expect(200);
+      if (!res.body.owner) throw new Error('this session has no token owner yet: log in first');
+      return res.body.owner as string;
+    },
+    expireToken: async (owner, expiresAt = Date.now() - 1000) => {
+      const stored = await store.get(owner, name);
+      if (!stored) throw new Error('no stored token set to expire');
+      await store.put(owner, name, { ...stored.tokenSet, expiresAt }, stored.generation);
+    },
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
