@@ -4,19 +4,60 @@ import session from 'express-session';
 import passport from 'passport';
 import { RedisStore } from 'connect-redis';
 import { Cluster, Redis } from 'ioredis';
-import { defineProvider, MemoryBackend, OAuthKeeperStrategy, oauthKeeper, RedisBackend, TokenStore } from 'oauth-keeper';
-import { startOAuth2Sandbox } from 'oauth-keeper/sandbox';
+import { generateKeyPairSync } from 'node:crypto';
+import { CnblogsStrategy, DiStrategy, MemoryBackend, oauthKeeper, RedisBackend, SopStrategy, TokenStore } from 'oauth-keeper';
+import { startCnblogsSandbox, startDiSandbox, startSopSandbox } from 'oauth-keeper/sandbox';
 import { homePage } from './home.mjs';
 
-const exampleProvider = defineProvider({
-  name: 'example',
-  authorizationURL: (o) => `${o.issuer}/authorize`,
-  tokenURL: (o) => `${o.issuer}/token`,
-  revocationURL: (o) => `${o.issuer}/revoke`,
-  userInfoURL: (o) => `${o.issuer}/userinfo`,
-  scope: ['read'],
-  api: { baseURL: (o) => `${o.issuer}/api` },
-});
+/** Drops undefined values, so unset variables fall back to the strategies' own defaults. */
+const defined = (o) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+
+/**
+ * One entry per provider: build its strategy from the configuration when a client id is
+ * set, otherwise start its sandbox in-process on a free loopback port and use that.
+ */
+const providers = {
+  async di(config, callbackURL, sandboxes, notices) {
+    let options = defined(config.di);
+    if (!options.clientID) {
+      const sandbox = await startDiSandbox({ title: 'DI开放平台 sandbox' });
+      sandboxes.push(sandbox);
+      options = { ...options, clientID: 'sandbox-client', clientSecret: 'sandbox-secret', baseURL: sandbox.url };
+      notices.push(`di: sandbox provider at ${sandbox.url} (log in as alice / wonderland).`);
+    }
+    return {
+      strategy: new DiStrategy({ ...options, callbackURL }),
+      sample: { method: 'GET', path: '/api/di/patent/search/expression?express=' + encodeURIComponent('申请人=(华为) AND 分类号=(H04L)') + '&page=1&page_row=10' },
+    };
+  },
+  async cnblogs(config, callbackURL, sandboxes, notices) {
+    let options = defined(config.cnblogs);
+    if (!options.clientID) {
+      const sandbox = await startCnblogsSandbox({ title: '博客园 sandbox' });
+      sandboxes.push(sandbox);
+      options = { ...options, clientID: 'sandbox-client', clientSecret: 'sandbox-secret', issuer: sandbox.url, apiURL: `${sandbox.url}/api` };
+      notices.push(`cnblogs: sandbox OpenID provider at ${sandbox.url} (log in as alice / wonderland).`);
+    }
+    return { strategy: new CnblogsStrategy({ ...options, callbackURL }), sample: { method: 'GET', path: '/api/cnblogs/users' } };
+  },
+  async sop(config, callbackURL, sandboxes, notices) {
+    let options = defined(config.sop);
+    if (!options.clientID) {
+      const app = generateKeyPairSync('rsa', { modulusLength: 2048 });
+      const sandbox = await startSopSandbox({ title: 'SOP open platform sandbox', apps: [{ appId: 'sandbox-app', publicKey: app.publicKey }] });
+      sandboxes.push(sandbox);
+      options = {
+        clientID: 'sandbox-app',
+        authURL: sandbox.url,
+        gatewayURL: `${sandbox.url}/`,
+        privateKey: app.privateKey.export({ type: 'pkcs8', format: 'pem' }),
+        platformPublicKey: sandbox.platformPublicKey,
+      };
+      notices.push(`sop: sandbox platform at ${sandbox.url} (log in as alice / wonderland).`);
+    }
+    return { strategy: new SopStrategy({ ...options, callbackURL }), sample: { method: 'POST', path: '/api/sop/goods.get', body: JSON.stringify({ goods_name: 'iphone6' }) } };
+  },
+};
 
 /**
  * Builds the app from a config (see config.mjs). Providers without a configured
@@ -45,16 +86,10 @@ export async function createExampleApp(config) {
   // Providers.
   const strategies = [];
   const apiSamples = {};
-  {
-    let { clientID, clientSecret, issuer } = config.example;
-    if (!clientID) {
-      const sandbox = await startOAuth2Sandbox({ title: 'Example sandbox' });
-      sandboxes.push(sandbox);
-      ({ clientID, clientSecret, issuer } = { clientID: 'sandbox-client', clientSecret: 'sandbox-secret', issuer: sandbox.url });
-      notices.push(`example: sandbox provider at ${sandbox.url} (log in as alice / wonderland).`);
-    }
-    strategies.push(new OAuthKeeperStrategy(exampleProvider, { clientID, clientSecret, issuer, callbackURL: callback(config, 'example') }));
-    apiSamples.example = { method: 'GET', path: '/api/example/profile?fields=all' };
+  for (const [name, make] of Object.entries(providers)) {
+    const { strategy, sample } = await make(config, callback(config, name), sandboxes, notices);
+    strategies.push(strategy);
+    apiSamples[name] = sample;
   }
 
   passport.serializeUser((user, done) => done(null, { provider: user.provider, id: user.id, displayName: user.displayName }));

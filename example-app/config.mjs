@@ -36,12 +36,28 @@ export function readConfig(env = process.env) {
           return { host, port: Number(p) };
         })
       : undefined,
-    example: {
-      clientID: env.EXAMPLE_CLIENT_ID || undefined,
-      clientSecret: env.EXAMPLE_CLIENT_SECRET,
-      issuer: env.EXAMPLE_ISSUER,
+    di: {
+      clientID: env.DI_CLIENT_ID || undefined,
+      clientSecret: env.DI_CLIENT_SECRET,
+      baseURL: env.DI_BASE_URL || undefined,
+      scope: env.DI_SCOPE || undefined,
+    },
+    cnblogs: {
+      clientID: env.CNBLOGS_CLIENT_ID || undefined,
+      clientSecret: env.CNBLOGS_CLIENT_SECRET,
+      issuer: env.CNBLOGS_ISSUER || undefined,
+      apiURL: env.CNBLOGS_API_URL || undefined,
+      scope: env.CNBLOGS_SCOPE || undefined,
+      responseType: env.CNBLOGS_RESPONSE_TYPE || undefined,
+      responseMode: env.CNBLOGS_RESPONSE_MODE || undefined,
+    },
+    sop: {
+      clientID: env.SOP_APP_ID || undefined,
+      authURL: env.SOP_AUTH_URL || undefined,
+      gatewayURL: env.SOP_GATEWAY_URL || undefined,
+      privateKey: pem(env.SOP_PRIVATE_KEY),
+      platformPublicKey: pem(env.SOP_PLATFORM_PUBLIC_KEY),
     },
     notices,
-    pem,
   };
 }
