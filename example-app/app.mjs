@@ -140,6 +140,11 @@ export async function createExampleApp(config) {
     res.json(describe(req.oauthToken));
   });
 
+  // The proxy: /api/di/patent/search/expression?express=..., /api/cnblogs/users, POST /api/sop/<method>.
+  for (const name of keeper.providers) {
+    app.use(`/api/${name}`, keeper.ensureAuthorized(name, { unauthorized: 'status' }), keeper.proxy(name));
+  }
+
   app.post('/disconnect/:provider', sameOrigin, async (req, res, next) => {
     try {
       if (!keeper.providers.includes(req.params.provider)) return res.status(404).json({ error: 'unknown provider' });

@@ -57,6 +57,10 @@ export type {
   UnauthorizedBehaviour,
 } from './middleware/keeper.js';
 
+export { createProxy } from './middleware/proxy.js';
+export type { ForwardHeadersOption, ProxyOptions } from './middleware/proxy.js';
+export { createOAuthFetch } from './lib/api-client.js';
+export type { ApiClientOptions, OAuthFetch, OAuthFetchBody, OAuthFetchInit } from './lib/api-client.js';
 export type { RefreshEvents, RefreshOptions } from './lib/refresh.js';
 export type { OAuthToken, TokenSet } from './lib/token-set.js';
 export type { EncryptionKey } from './lib/cipher.js';

@@ -6,6 +6,8 @@ import { destroySession, ownerOf, regenerateSession, requireSession, saveSession
 import { toOAuthToken, type OAuthToken } from '../lib/token-set.js';
 import type { TokenStore } from '../store/token-store.js';
 import type { AuthenticateOptions, AuthenticationInfo, OAuthKeeperStrategy } from '../strategy.js';
+import { createOAuthFetch } from '../lib/api-client.js';
+import { createProxy, type ProxyOptions } from './proxy.js';
 import { escapeHtml, isNavigation, sendError } from './respond.js';
 
 /** The part of Passport the keeper uses: `passport.authenticate(strategy, options, callback)`. */
@@ -70,6 +72,12 @@ declare global {
       oauthToken?: OAuthToken;
       /** Set by `keeper.middleware()`. */
       oauthKeeper?: KeeperContext;
+      /**
+       * Set by `keeper.middleware()`: calls a provider's API for this session — credentials
+       * attached the provider's way, refreshed first when due, retried once after a rejection.
+       * A path is resolved under the provider's API base.
+       */
+      oauthFetch?: (provider: string, input: string | URL, init?: RequestInit) => Promise<Response>;
     }
   }
 }
@@ -154,6 +162,7 @@ export class Keeper {
     const context: KeeperContext = Object.freeze({ keeper: this });
     return (req, res, next) => {
       req.oauthKeeper = context;
+      req.oauthFetch = createOAuthFetch(this, req);
       const route = this.#routes.get(req.path);
       if (!route) return next();
       if (route.kind === 'login' && (req.method === 'GET' || req.method === 'HEAD')) return this.#login(route.strategy, req, res, next);
@@ -281,6 +290,14 @@ export class Keeper {
         }
       })();
     };
+  }
+
+  /**
+   * Forwards requests under its mount path to the provider's API with the session's
+   * credentials: `app.use('/api/di', keeper.ensureAuthorized('di', { unauthorized: 'status' }), keeper.proxy('di'))`.
+   */
+  proxy(provider: string, options: ProxyOptions = {}): RequestHandler {
+    return createProxy(this, provider, options);
   }
 
   /** The provider's current token for this request's session (refreshed when due), or null. */

@@ -1,0 +1,351 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { pipeline, Readable } from 'node:stream';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { configurationError, ErrorCodes, OAuthKeeperError } from '../errors.js';
+import { ApiClient, API_DEFAULTS, isUnderBase, type ApiCallResult, type ApiClientOptions } from '../lib/api-client.js';
+import type { Keeper } from './keeper.js';
+
+/** Which incoming request headers go upstream (credentials and hop-by-hop headers never do). */
+export type ForwardHeadersOption =
+  /** Only these (plus `content-type` and `content-encoding` of a body). */
+  | { allow: readonly string[] }
+  /** Everything except these; replaces {@link DEFAULT_DENIED_REQUEST_HEADERS}. */
+  | { deny: readonly string[] };
+
+export interface ProxyOptions extends ApiClientOptions {
+  /** Methods forwarded; others get 405. Default GET, HEAD, POST, PUT, PATCH, DELETE. */
+  allowedMethods?: readonly string[];
+  /** Default: every header except {@link DEFAULT_DENIED_REQUEST_HEADERS} and the never-forwarded ones. */
+  forwardHeaders?: ForwardHeadersOption;
+  /** Replaces the default error answer (JSON with the error's code and message). */
+  onError?: (error: OAuthKeeperError, req: Request, res: Response, next: NextFunction) => void;
+}
+
+export const DEFAULT_ALLOWED_METHODS: readonly string[] = Object.freeze(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
+
+/**
+ * Never forwarded, whatever `forwardHeaders` says: the app's own credentials and
+ * cookies (the provider's credentials are attached by its binding), the host, and the
+ * hop-by-hop headers of RFC 9110 §7.6.1 (plus any a `Connection` header names).
+ */
+export const NEVER_FORWARDED_REQUEST_HEADERS: readonly string[] = Object.freeze([
+  'cookie',
+  'authorization',
+  'proxy-authorization',
+  'host',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'content-length',
+  'expect',
+  'http2-settings',
+]);
+
+/**
+ * Not forwarded by default: where the browser was and who the user is on the network
+ * are the app's business, not the provider's. `sec-*` headers are dropped as well.
+ */
+export const DEFAULT_DENIED_REQUEST_HEADERS: readonly string[] = Object.freeze([
+  'origin',
+  'referer',
+  'forwarded',
+  'via',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+  'x-forwarded-port',
+  'x-real-ip',
+]);
+
+/** Never passed back to the client: the provider's cookies and the hop-by-hop headers. */
+export const NEVER_RETURNED_RESPONSE_HEADERS: readonly string[] = Object.freeze([
+  'set-cookie',
+  'set-cookie2',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+const NEVER_FORWARDED = new Set(NEVER_FORWARDED_REQUEST_HEADERS);
+const NEVER_RETURNED = new Set(NEVER_RETURNED_RESPONSE_HEADERS);
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
+
+/** Names a `Connection` header lists: hop-by-hop for this hop only. */
+function connectionNames(value: string | string[] | null | undefined): Set<string> {
+  const text = Array.isArray(value) ? value.join(',') : (value ?? '');
+  return new Set(
+    text
+      .split(',')
+      .map((name) => name.trim().toLowerCase())
+      .filter(Boolean),
+  );
+}
+
+type HeaderPolicy = { kind: 'allow'; names: Set<string> } | { kind: 'deny'; names: Set<string>; denySec: boolean };
+
+function headerPolicy(option: ForwardHeadersOption | undefined): HeaderPolicy {
+  if (option === undefined) return { kind: 'deny', names: new Set(DEFAULT_DENIED_REQUEST_HEADERS), denySec: true };
+  const list = 'allow' in option ? option.allow : 'deny' in option ? option.deny : undefined;
+  if (!Array.isArray(list) || !list.every((name) => typeof name === 'string' && HEADER_NAME.test(name.toLowerCase()))) {
+    throw configurationError('proxy forwardHeaders must be { allow: [header names] } or { deny: [header names] }.');
+  }
+  const names = new Set(list.map((name) => name.toLowerCase()));
+  return 'allow' in option ? { kind: 'allow', names } : { kind: 'deny', names, denySec: false };
+}
+
+/** The incoming headers that may go upstream under `policy`. */
+export function forwardableRequestHeaders(incoming: IncomingHttpHeaders, forwardHeaders?: ForwardHeadersOption): Headers {
+  return filterRequestHeaders(incoming, headerPolicy(forwardHeaders));
+}
+
+function filterRequestHeaders(incoming: IncomingHttpHeaders, policy: HeaderPolicy): Headers {
+  const hopByHop = connectionNames(incoming['connection']);
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(incoming)) {
+    if (value === undefined) continue;
+    const lower = name.toLowerCase();
+    if (NEVER_FORWARDED.has(lower) || hopByHop.has(lower)) continue;
+    if (policy.kind === 'allow') {
+      if (!policy.names.has(lower) && lower !== 'content-type' && lower !== 'content-encoding') continue;
+    } else if (policy.names.has(lower) || (policy.denySec && lower.startsWith('sec-'))) {
+      continue;
+    }
+    try {
+      for (const v of Array.isArray(value) ? value : [value]) headers.append(lower, v);
+    } catch {
+      // A value fetch's Headers refuses is not forwarded.
+    }
+  }
+  return headers;
+}
+
+/** The upstream headers that may be passed back to the client. */
+export function returnableResponseHeaders(upstream: Headers): Headers {
+  const hopByHop = connectionNames(upstream.get('connection'));
+  const headers = new Headers();
+  upstream.forEach((value, name) => {
+    if (!NEVER_RETURNED.has(name) && !hopByHop.has(name)) headers.append(name, value);
+  });
+  return headers;
+}
+
+function hasBody(req: Request): boolean {
+  if (req.headers['transfer-encoding'] !== undefined) return true;
+  const length = req.headers['content-length'];
+  return length !== undefined && length !== '0';
+}
+
+function formEncode(value: unknown, key: string, out: URLSearchParams): void {
+  if (value === undefined) return;
+  if (value === null) {
+    out.append(key, '');
+  } else if (Array.isArray(value)) {
+    value.forEach((item, index) => formEncode(item, typeof item === 'object' && item !== null ? `${key}[${index}]` : key, out));
+  } else if (typeof value === 'object') {
+    for (const [k, v] of Object.entries(value as Record<string, unknown>)) formEncode(v, key === '' ? k : `${key}[${k}]`, out);
+  } else {
+    out.append(key, String(value));
+  }
+}
+
+/**
+ * A body already read by express.json()/urlencoded()/text()/raw(), serialized again
+ * for its content type. Parsers decode `Content-Encoding`, so the bytes go as identity.
+ */
+function reserializeParsedBody(req: Request, provider: string, headers: Headers): Buffer | undefined {
+  const body: unknown = req.body;
+  if (body === undefined || body === null) {
+    if (!hasBody(req)) return undefined;
+    throw new OAuthKeeperError(
+      ErrorCodes.API_REQUEST_INVALID,
+      `The request body was read before the ${provider} proxy and left no req.body; mount the proxy before the middleware that reads bodies.`,
+      { provider, status: 500 },
+    );
+  }
+  headers.delete('content-encoding');
+  if (Buffer.isBuffer(body)) return body;
+  if (typeof body === 'string') return Buffer.from(body, 'utf8');
+  const type = (headers.get('content-type') ?? '').toLowerCase();
+  if (/^application\/([\w.+-]+\+)?json\b/.test(type) || /^[\w.+-]+\/[\w.+-]+\+json\b/.test(type)) {
+    return Buffer.from(JSON.stringify(body), 'utf8');
+  }
+  if (type.startsWith('application/x-www-form-urlencoded')) {
+    const form = new URLSearchParams();
+    formEncode(body, '', form);
+    return Buffer.from(form.toString(), 'utf8');
+  }
+  throw new OAuthKeeperError(
+    ErrorCodes.API_REQUEST_INVALID,
+    `A body parser read this ${type || 'untyped'} request body before the ${provider} proxy, and it cannot be sent again as it was; mount the proxy before the body parser.`,
+    { provider, status: 415 },
+  );
+}
+
+function requestBody(req: Request, provider: string, headers: Headers): { body?: Buffer | Readable; length?: number } {
+  // A body parser that ran has consumed the stream: send its result instead.
+  if (req.readableEnded) {
+    const body = reserializeParsedBody(req, provider, headers);
+    return body === undefined ? {} : { body };
+  }
+  if (!hasBody(req)) return {};
+  const declared = req.headers['content-length'];
+  const length = declared === undefined || req.headers['transfer-encoding'] !== undefined ? undefined : Number(declared);
+  return { body: req, ...(length !== undefined && Number.isSafeInteger(length) ? { length } : {}) };
+}
+
+function rewriteLocation(value: string, target: URL, base: URL, mountPath: string): string {
+  let location: URL;
+  try {
+    location = new URL(value, target);
+  } catch {
+    return value;
+  }
+  if (!isUnderBase(base, location)) return value;
+  const rest = location.pathname.slice(base.pathname.replace(/\/+$/, '').length);
+  const path = `${mountPath.replace(/\/+$/, '')}${rest}` || '/';
+  return path + location.search + location.hash;
+}
+
+/**
+ * Forwards requests under its mount path to a provider's API, with the session's
+ * credentials attached the provider's way:
+ *
+ * ```ts
+ * app.use('/api/di', keeper.ensureAuthorized('di', { unauthorized: 'status' }), createProxy(keeper, 'di'));
+ * ```
+ *
+ * - The token is refreshed first when due; when the provider rejects it, it is
+ *   refreshed once and the request retried once (bodies up to `maxBufferedBodyBytes`).
+ * - A request never leaves the API's host and base path: absolute URLs, `//`, `..`
+ *   (raw or encoded), backslashes, `@` and control characters are refused with 400.
+ * - The app's cookies and `Authorization`, `Host` and hop-by-hop headers are not
+ *   forwarded; the provider's `Set-Cookie` and hop-by-hop headers are not returned.
+ * - Answers stream back with backpressure; the upstream call is aborted when the
+ *   client goes away. Failures answer JSON: 502 unreachable, 504 timed out, 401 no
+ *   (usable) authorization, 503 refresh unavailable (with `Retry-After`).
+ */
+export function createProxy(keeper: Keeper, provider: string, options: ProxyOptions = {}): RequestHandler {
+  const client = new ApiClient(keeper, provider, {
+    timeoutMs: options.timeoutMs ?? API_DEFAULTS.timeoutMs,
+    maxBufferedBodyBytes: options.maxBufferedBodyBytes ?? API_DEFAULTS.maxBufferedBodyBytes,
+    maxBufferedResponseBytes: options.maxBufferedResponseBytes ?? API_DEFAULTS.maxBufferedResponseBytes,
+  });
+  const methods = options.allowedMethods ?? DEFAULT_ALLOWED_METHODS;
+  if (!Array.isArray(methods) || methods.length === 0 || !methods.every((m) => typeof m === 'string' && /^[A-Za-z]+$/.test(m))) {
+    throw configurationError(`proxy allowedMethods must be a non-empty list of HTTP methods, such as ${JSON.stringify(DEFAULT_ALLOWED_METHODS)}.`);
+  }
+  const allowed = new Set(methods.map((m) => m.toUpperCase()));
+  const allowHeader = [...allowed].join(', ');
+  const policy = headerPolicy(options.forwardHeaders);
+  if (options.onError !== undefined && typeof options.onError !== 'function') {
+    throw configurationError('proxy onError must be a function (error, req, res, next).');
+  }
+
+  const fail = (error: unknown, req: Request, res: Response, next: NextFunction) => {
+    if (!(error instanceof OAuthKeeperError)) {
+      // The client went away (abort), or a bug: not an answer to shape here.
+      if (res.destroyed || req.destroyed) return;
+      return next(error);
+    }
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    if (options.onError) return options.onError(error, req, res, next);
+    sendProxyError(keeper, res, error);
+  };
+
+  return (req, res, next) => {
+    const method = req.method.toUpperCase();
+    if (!allowed.has(method)) {
+      res.set('allow', allowHeader);
+      return fail(
+        new OAuthKeeperError(ErrorCodes.API_REQUEST_INVALID, `The ${provider} API proxy does not forward ${method} requests.`, { provider, status: 405 }),
+        req,
+        res,
+        next,
+      );
+    }
+    let target: URL;
+    try {
+      target = client.resolvePath(req.url);
+    } catch (error) {
+      return fail(error, req, res, next);
+    }
+    const abort = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) abort.abort(new DOMException('The client went away.', 'AbortError'));
+    });
+    void (async () => {
+      try {
+        const headers = filterRequestHeaders(req.headers, policy);
+        const { body, length } = requestBody(req, provider, headers);
+        const result = await client.call(req, {
+          method,
+          url: target,
+          headers,
+          signal: abort.signal,
+          ...(body === undefined ? {} : { body }),
+          ...(length === undefined ? {} : { bodyLength: length }),
+        });
+        if (abort.signal.aborted) {
+          if (result.body instanceof Readable) result.body.destroy();
+          return;
+        }
+        answer(req, res, result, target, client.baseURL);
+      } catch (error) {
+        // The client went away: nobody is left to answer.
+        if (abort.signal.aborted) return;
+        fail(error, req, res, next);
+      }
+    })();
+  };
+}
+
+function answer(req: Request, res: Response, result: ApiCallResult, target: URL, base: URL): void {
+  const headers = returnableResponseHeaders(result.headers);
+  const location = headers.get('location');
+  if (location !== null) headers.set('location', rewriteLocation(location, target, base, req.baseUrl));
+  res.status(result.status);
+  headers.forEach((value, name) => res.setHeader(name, value));
+  const body = result.body;
+  if (body === null || req.method === 'HEAD') {
+    if (body instanceof Readable) body.destroy();
+    res.end();
+    return;
+  }
+  if (Buffer.isBuffer(body)) {
+    res.setHeader('content-length', String(body.length));
+    res.end(body);
+    return;
+  }
+  pipeline(body, res, (error) => {
+    // The client went away or the upstream broke off mid-answer: nothing left to say.
+    if (error && !res.destroyed) res.destroy();
+  });
+}
+
+/** The proxy's JSON error answer, shaped like `ensureAuthorized`'s for 401s. */
+export function sendProxyError(keeper: Pick<Keeper, 'loginURL' | 'refresher'>, res: Response, error: OAuthKeeperError): void {
+  if (res.headersSent) return;
+  res.status(error.status);
+  res.set('cache-control', 'no-store');
+  const extra: Record<string, unknown> = {};
+  if (error.code === ErrorCodes.REFRESH_UNAVAILABLE) res.set('retry-after', String(keeper.refresher.retryAfterSeconds));
+  if (error.status === 401 && error.provider !== undefined) {
+    const loginUrl = keeper.loginURL(error.provider);
+    const kind = error.code === ErrorCodes.REAUTHORIZATION_REQUIRED ? 'reauthorization_required' : 'authorization_required';
+    res.set('www-authenticate', `OAuthKeeper realm="${error.provider}", error="${kind}", login_uri="${loginUrl}"`);
+    extra['loginUrl'] = loginUrl;
+  }
+  res.json({ ...error.toJSON(), ...extra });
+}

@@ -1,0 +1,616 @@
+import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import type { Request } from 'express';
+import { defineProvider, ErrorCodes, OAuthKeeperStrategy, type Keeper, type ProviderOptions } from '../../src/index';
+import { createOAuthFetch } from '../../src/lib/api-client';
+import { ownerOf } from '../../src/lib/session';
+import { createProxy } from '../../src/middleware/proxy';
+import { createTestApp, login, type TestApp } from '../helpers/app';
+
+// ---------------------------------------------------------------------------
+// helpers
+// ---------------------------------------------------------------------------
+
+interface RawAnswer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  text: string;
+}
+
+/** Sends exactly `path` (no client-side normalization), as an attacker could. */
+function raw(base: string, path: string, options: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {}): Promise<RawAnswer> {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: hostname, port, method: options.method ?? 'GET', path, headers: options.headers ?? {} }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+function json(answer: RawAnswer): Record<string, unknown> {
+  return JSON.parse(answer.text) as Record<string, unknown>;
+}
+
+/** A promise and its resolve function, for steps the test releases itself. */
+function gate<T = void>(): { promise: Promise<T>; open: (value: T) => void } {
+  let open!: (value: T) => void;
+  const promise = new Promise<T>((resolve) => {
+    open = resolve;
+  });
+  return { promise, open };
+}
+
+interface Seen {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+interface Upstream {
+  url: string;
+  seen: Seen[];
+  /** Handles a request after its body is read; return false to fall through to the echo. */
+  route: (req: IncomingMessage, res: ServerResponse, seen: Seen) => boolean;
+  hanging: ServerResponse[];
+  close(): Promise<void>;
+}
+
+/**
+ * A downstream API of our own: records what it receives, accepts the sandbox's access
+ * tokens (verified by the sandbox engine, so expiring them there works), echoes.
+ */
+async function startUpstream(verify: () => (token: string | undefined) => boolean): Promise<Upstream> {
+  const upstream: Upstream = {
+    url: '',
+    seen: [],
+    route: () => false,
+    hanging: [],
+    close: async () => undefined,
+  };
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const seen: Seen = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks) };
+      upstream.seen.push(seen);
+      if (upstream.route(req, res, seen)) return;
+      const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+      if (!verify()(token)) {
+        res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer error="invalid_token"' });
+        res.end(JSON.stringify({ error: 'invalid_token' }));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ method: seen.method, url: seen.url, body: seen.body.toString('utf8'), length: seen.body.length }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  upstream.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  upstream.close = () =>
+    new Promise<void>((resolve) => {
+      for (const res of upstream.hanging) res.destroy();
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  return upstream;
+}
+
+interface EchoOptions extends ProviderOptions {
+  baseURL: string;
+  apiURL: string;
+}
+
+/** The sandbox for login and tokens, our upstream for the API. */
+const echoProvider = defineProvider<EchoOptions>({
+  name: 'echo',
+  authorizationURL: (o) => `${o.baseURL}/authorize`,
+  tokenURL: (o) => `${o.baseURL}/token`,
+  scope: ['read'],
+  api: { baseURL: (o) => o.apiURL },
+});
+
+async function sessionCookie(agent: ReturnType<TestApp['agent']>): Promise<string> {
+  const res = await agent.get('/_cookie').expect(200);
+  return (res.body as { cookie: string }).cookie;
+}
+
+async function storedAccessToken(t: TestApp, agent: ReturnType<TestApp['agent']>, provider: string): Promise<string> {
+  const owner = ((await agent.get('/_owner').expect(200)).body as { owner: string }).owner;
+  const stored = await t.store.get(owner, provider);
+  return stored!.tokenSet.accessToken;
+}
+
+function testRoutes(app: express.Express): void {
+  app.get('/_cookie', (req, res) => {
+    res.json({ cookie: req.headers.cookie });
+  });
+  app.get('/_owner', (req, res) => {
+    res.json({ owner: ownerOf(req, false) ?? null });
+  });
+}
+
+/** Answers what an oauthFetch call gave, or the error it threw. */
+function fetchRoute(keeper: Keeper, provider: string, input: (req: Request) => string, init?: (req: Request) => RequestInit & { body?: string }) {
+  return async (req: Request, res: express.Response) => {
+    const oauthFetch = createOAuthFetch(keeper, req);
+    try {
+      const response = await oauthFetch(provider, input(req), init?.(req));
+      res.json({ status: response.status, url: response.url, type: response.headers.get('content-type'), body: await response.text() });
+    } catch (error) {
+      const e = error as { code?: string; status?: number; message?: string };
+      res.status(e.status ?? 500).json({ error: e.code, message: e.message });
+    }
+  };
+}
+
+// ---------------------------------------------------------------------------
+// the example provider against the OAuth2 sandbox
+// ---------------------------------------------------------------------------
+
+describe('proxy to the example provider (OAuth2 sandbox /api)', () => {
+  let t: TestApp;
+  beforeEach(async () => {
+    t = await createTestApp({
+      keeper: { refresh: { maxRetries: 0, retryDelayMs: 1, retryAfterSeconds: 7 } },
+      routes: (app, keeper) => {
+        testRoutes(app);
+        app.use('/api/example', keeper.ensureAuthorized('example', { unauthorized: 'status' }), createProxy(keeper, 'example'));
+        // Without the guard, so the proxy's own refresh and error answers show.
+        app.use('/raw/example', createProxy(keeper, 'example'));
+        app.get('/fetch', fetchRoute(keeper, 'example', (req) => String(req.query['input'])));
+      },
+    });
+  });
+  afterEach(async () => {
+    await t.close();
+  });
+
+  it('forwards under the API base with the session token', async () => {
+    const agent = t.agent();
+    await login(agent);
+    const res = await agent.get('/api/example/things/1?x=1&y=two').expect(200);
+    expect(res.body).toMatchObject({ ok: true, method: 'GET', path: '/api/things/1', query: { x: '1', y: 'two' }, user: '1001' });
+    expect(t.sandbox.engine.counters.refresh).toBe(0);
+  });
+
+  it('a rejected token is refreshed exactly once and the request retried', async () => {
+    const agent = t.agent();
+    await login(agent);
+    t.sandbox.engine.expireAccessTokens();
+    const res = await agent.get('/api/example/things').expect(200);
+    expect(res.body).toMatchObject({ ok: true, path: '/api/things' });
+    expect(t.sandbox.engine.counters.refresh).toBe(1);
+    expect(t.sandbox.engine.counters.api).toBe(2);
+    // The refreshed token is used from now on: no further refresh.
+    await agent.get('/api/example/more').expect(200);
+    expect(t.sandbox.engine.counters.refresh).toBe(1);
+  });
+
+  it('an upstream 401 once (injected) gives exactly one refresh and a 200', async () => {
+    const agent = t.agent();
+    await login(agent);
+    t.sandbox.engine.injectFault('api', { status: 401, body: '{"error":"invalid_token"}' });
+    await agent.get('/raw/example/things').expect(200);
+    expect(t.sandbox.engine.counters.refresh).toBe(1);
+  });
+
+  it('without a session token the proxy answers 401 JSON naming the login route', async () => {
+    const res = await t.agent().get('/raw/example/things').expect(401);
+    expect(res.body).toMatchObject({ error: ErrorCodes.AUTHORIZATION_REQUIRED, provider: 'example', loginUrl: '/auth/example' });
+    expect(res.headers['www-authenticate']).toContain('error="authorization_required"');
+    expect(t.sandbox.engine.counters.api).toBe(0);
+  });
+
+  it('a refused refresh after a rejection answers 401 reauthorization_required', async () => {
+    const agent = t.agent();
+    await login(agent);
+    t.sandbox.engine.expireAccessTokens();
+    t.sandbox.engine.injectFault('token', { status: 400, body: '{"error":"invalid_grant"}' });
+    const res = await agent.get('/raw/example/things').set('accept', 'application/json').expect(401);
+    expect(res.body).toMatchObject({ error: ErrorCodes.REAUTHORIZATION_REQUIRED, provider: 'example' });
+    expect(res.headers['www-authenticate']).toContain('error="reauthorization_required"');
+    expect(t.sandbox.engine.counters.api).toBe(1);
+  });
+
+  it('an expired token that cannot be refreshed now answers 503 with Retry-After', async () => {
+    const agent = t.agent();
+    await login(agent);
+    const owner = ((await agent.get('/_owner').expect(200)).body as { owner: string }).owner;
+    const stored = (await t.store.get(owner, 'example'))!;
+    await t.store.put(owner, 'example', { ...stored.tokenSet, expiresAt: Date.now() - 1000 });
+    t.sandbox.engine.injectFault('token', { status: 503, times: 5 });
+    const res = await agent.get('/raw/example/things').expect(503);
+    expect(res.body).toMatchObject({ error: ErrorCodes.REFRESH_UNAVAILABLE, provider: 'example' });
+    expect(res.headers['retry-after']).toBe('7');
+    expect(t.sandbox.engine.counters.api).toBe(0);
+    expect(JSON.stringify(res.body)).not.toContain(stored.tokenSet.accessToken);
+  });
+
+  describe('never leaves the API host and base path', () => {
+    const vectors: Array<[string, string]> = [
+      ['an absolute URL in the path', '/raw/example/http://evil.example/x'],
+      ['an encoded absolute URL', '/raw/example/http:%2f%2fevil.example/x'],
+      ['a scheme-relative "//host"', '/raw/example//evil.example/x'],
+      ['".."', '/raw/example/../../token'],
+      ['"%2e%2e"', '/raw/example/%2e%2e/%2e%2e/token'],
+      ['"%2E%2E" upper case', '/raw/example/%2E%2E/token'],
+      ['double-encoded "%252e%252e"', '/raw/example/%252e%252e/%252e%252e/token'],
+      ['"..%2f"', '/raw/example/..%2f..%2ftoken'],
+      ['"%2e%2e%5c"', '/raw/example/%2e%2e%5c%2e%2e%5ctoken'],
+      ['".." with a servlet parameter', '/raw/example/..;/token'],
+      ['"."', '/raw/example/./things'],
+      ['a backslash', '/raw/example/\\evil.example'],
+      ['an encoded backslash', '/raw/example/%5cevil.example'],
+      ['"/@host"', '/raw/example/@evil.example'],
+      ['"x@host"', '/raw/example/x@evil'],
+      ['an encoded "@"', '/raw/example/x%40evil'],
+      ['NUL', '/raw/example/things%00.json'],
+      ['CR LF', '/raw/example/things%0d%0aX-Injected:%201'],
+      ['a tab', '/raw/example/th%09ings'],
+      ['a full-width dot pair', '/raw/example/%EF%BC%8E%EF%BC%8E/token'],
+      ['a malformed escape', '/raw/example/%zz'],
+    ];
+
+    it.each(vectors)('refuses %s with 400 JSON, and the upstream is never called', async (_name, path) => {
+      const agent = t.agent();
+      await login(agent);
+      const cookie = await sessionCookie(agent);
+      const before = { ...t.sandbox.engine.counters };
+      const res = await raw(t.url, path, { headers: { cookie, accept: 'application/json' } });
+      expect(res.status).toBe(400);
+      expect(json(res)).toMatchObject({ error: ErrorCodes.API_REQUEST_INVALID, provider: 'example' });
+      expect(t.sandbox.engine.counters).toEqual(before);
+    });
+
+    it('refuses an absolute-form request target', async () => {
+      const agent = t.agent();
+      await login(agent);
+      const cookie = await sessionCookie(agent);
+      const res = await raw(t.url, 'http://evil.example/raw/example/things', { headers: { cookie } });
+      expect(res.status).toBe(400);
+      expect(json(res)).toMatchObject({ error: ErrorCodes.API_REQUEST_INVALID });
+      expect(t.sandbox.engine.counters.api).toBe(0);
+    });
+
+    it('accepts the base itself and ordinary paths', async () => {
+      const agent = t.agent();
+      await login(agent);
+      const cookie = await sessionCookie(agent);
+      const res = await raw(t.url, '/raw/example/a/b%20c/d.json?redirect=http://x.example/../y', { headers: { cookie } });
+      expect(res.status).toBe(200);
+      expect(json(res)).toMatchObject({ path: '/api/a/b%20c/d.json', query: { redirect: 'http://x.example/../y' } });
+    });
+  });
+
+  describe('oauthFetch', () => {
+    it('resolves a path under the API base and returns a standard Response', async () => {
+      const agent = t.agent();
+      await login(agent);
+      const res = await agent.get('/fetch').query({ input: '/things?y=2' }).expect(200);
+      expect(res.body.status).toBe(200);
+      expect(res.body.url).toBe(`${t.sandbox.url}/api/things?y=2`);
+      expect(JSON.parse(res.body.body)).toMatchObject({ path: '/api/things', query: { y: '2' }, user: '1001' });
+    });
+
+    it('accepts an absolute URL only under the API base', async () => {
+      const agent = t.agent();
+      await login(agent);
+      const ok = await agent.get('/fetch').query({ input: `${t.sandbox.url}/api/abs` }).expect(200);
+      expect(JSON.parse(ok.body.body)).toMatchObject({ path: '/api/abs' });
+      for (const input of [
+        `${t.sandbox.url}/token`,
+        `${t.sandbox.url}/apix`,
+        'http://evil.example/api/x',
+        `//127.0.0.1:${t.sandbox.port}/api/x`,
+        `${t.sandbox.url}/api/%2e%2e/token`,
+        `${t.sandbox.url}/api/x/..%2f..%2ftoken`,
+        `http://user@127.0.0.1:${t.sandbox.port}/api/x`,
+        '../token',
+        '@evil.example',
+      ]) {
+        const res = await agent.get('/fetch').query({ input }).expect(400);
+        expect(res.body.error).toBe(ErrorCodes.API_REQUEST_INVALID);
+      }
+      expect(t.sandbox.engine.counters.api).toBe(1);
+    });
+
+    it('refreshes once and retries once when the token is rejected', async () => {
+      const agent = t.agent();
+      await login(agent);
+      t.sandbox.engine.expireAccessTokens();
+      const res = await agent.get('/fetch').query({ input: 'things' }).expect(200);
+      expect(res.body.status).toBe(200);
+      expect(t.sandbox.engine.counters.refresh).toBe(1);
+    });
+
+    it('rejects with AUTHORIZATION_REQUIRED without a session token', async () => {
+      const res = await t.agent().get('/fetch').query({ input: '/things' }).expect(401);
+      expect(res.body.error).toBe(ErrorCodes.AUTHORIZATION_REQUIRED);
+    });
+  });
+});
+
+// ---------------------------------------------------------------------------
+// our own upstream: what exactly goes over the wire
+// ---------------------------------------------------------------------------
+
+describe('proxy to an upstream of our own', () => {
+  let t: TestApp;
+  let upstream: Upstream;
+  beforeEach(async () => {
+    let verify: (token: string | undefined) => boolean = () => false;
+    upstream = await startUpstream(() => verify);
+    t = await createTestApp({
+      strategy: (sandbox) =>
+        new OAuthKeeperStrategy(echoProvider, {
+          clientID: 'sandbox-client',
+          clientSecret: 'sandbox-secret',
+          callbackURL: '/auth/echo/callback',
+          baseURL: sandbox.url,
+          apiURL: `${upstream.url}/v1`,
+        }),
+      routes: (app, keeper) => {
+        testRoutes(app);
+        app.use('/api/echo', keeper.ensureAuthorized('echo', { unauthorized: 'status' }), createProxy(keeper, 'echo', { maxBufferedBodyBytes: 1024 }));
+        app.use('/json/echo', express.json(), express.urlencoded({ extended: true }), createProxy(keeper, 'echo'));
+        app.use('/slow/echo', createProxy(keeper, 'echo', { timeoutMs: 50 }));
+        app.use('/only-get/echo', createProxy(keeper, 'echo', { allowedMethods: ['GET'] }));
+        app.use('/allow/echo', createProxy(keeper, 'echo', { forwardHeaders: { allow: ['x-wanted'] } }));
+        app.post(
+          '/fetch-post',
+          fetchRoute(
+            keeper,
+            'echo',
+            () => '/items',
+            () => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"n":1}' }),
+          ),
+        );
+      },
+    });
+    verify = (token) => t.sandbox.engine.verifyAccessToken(token) !== undefined;
+  });
+  afterEach(async () => {
+    await t.close();
+    await upstream.close();
+  });
+
+  it('attaches the stored token as Bearer and forwards neither the cookie nor hop-by-hop headers', async () => {
+    const agent = t.agent();
+    await login(agent, '/auth/echo');
+    const cookie = await sessionCookie(agent);
+    const token = await storedAccessToken(t, agent, 'echo');
+    const res = await raw(t.url, '/api/echo/who?x=1', {
+      method: 'POST',
+      body: 'hello',
+      headers: {
+        'content-type': 'text/plain',
+        'transfer-encoding': 'chunked',
+        cookie,
+        authorization: 'Basic YXBwOmFwcC1zZWNyZXQ=',
+        'proxy-authorization': 'Basic cHJveHk6c2VjcmV0',
+        connection: 'keep-alive, x-hop-named',
+        'x-hop-named': 'must-not-pass',
+        'keep-alive': 'timeout=5',
+        te: 'trailers',
+        trailer: 'x-later',
+        upgrade: 'h2c',
+        'proxy-connection': 'keep-alive',
+        origin: 'https://app.example',
+        'x-forwarded-for': '203.0.113.7',
+        'sec-fetch-site': 'same-origin',
+        'x-custom': 'passes',
+        accept: 'application/json',
+      },
+    });
+    expect(res.status).toBe(200);
+    expect(upstream.seen).toHaveLength(1);
+    const seen = upstream.seen[0]!;
+    expect(seen.url).toBe('/v1/who?x=1');
+    expect(seen.body.toString()).toBe('hello');
+    expect(seen.headers['content-length']).toBe('5');
+    expect(seen.headers['transfer-encoding']).toBeUndefined();
+    expect(seen.headers.authorization).toBe(`Bearer ${token}`);
+    expect(seen.headers.host).toBe(new URL(upstream.url).host);
+    expect(seen.headers['x-custom']).toBe('passes');
+    expect(seen.headers.accept).toBe('application/json');
+    for (const name of ['cookie', 'proxy-authorization', 'x-hop-named', 'te', 'trailer', 'upgrade', 'proxy-connection', 'origin', 'x-forwarded-for', 'sec-fetch-site']) {
+      expect(seen.headers[name]).toBeUndefined();
+    }
+    expect(seen.headers['keep-alive']).not.toBe('timeout=5');
+    expect(JSON.stringify(seen.headers)).not.toContain(cookie.split('=')[1]!);
+  });
+
+  it('passes back neither Set-Cookie nor hop-by-hop headers, and rewrites a Location under the base', async () => {
+    upstream.route = (req, res) => {
+      if (req.url === '/v1/cookies') {
+        res.setHeader('set-cookie', ['provider_session=abc; Path=/', 'other=1']);
+        res.setHeader('connection', 'x-upstream-hop');
+        res.setHeader('x-upstream-hop', '1');
+        res.setHeader('keep-alive', 'timeout=1');
+        res.setHeader('x-kept', 'yes');
+        res.setHeader('location', `${upstream.url}/v1/elsewhere?page=2`);
+        res.writeHead(302);
+        res.end();
+        return true;
+      }
+      return false;
+    };
+    const agent = t.agent();
+    await login(agent, '/auth/echo');
+    const res = await agent.get('/api/echo/cookies').redirects(0).expect(302);
+    expect(res.headers['set-cookie']).toBeUndefined();
+    expect(res.headers['x-upstream-hop']).toBeUndefined();
+    expect(res.headers['keep-alive']).not.toBe('timeout=1');
+    expect(res.headers['x-kept']).toBe('yes');
+    expect(res.headers['location']).toBe('/api/echo/elsewhere?page=2');
+  });
+
+  it('replays a JSON body on the retry after a refresh', async () => {
+    const agent = t.agent();
+    await login(agent, '/auth/echo');
+    t.sandbox.engine.expireAccessTokens();
+    const res = await agent.post('/api/echo/items').send({ name: 'widget', tags: ['a', 'b'] }).expect(200);
+    expect(JSON.parse(res.body.body)).toEqual({ name: 'widget', tags: ['a', 'b'] });
+    expect(t.sandbox.engine.counters.refresh).toBe(1);
+    expect(upstream.seen).toHaveLength(2);
+    const [first, second] = upstream.seen;
+    expect(first!.body.toString()).toBe(second!.body.toString());
+    expect(second!.headers['content-type']).toMatch(/application\/json/);
+    expect(second!.headers['content-length']).toBe(String(second!.body.length));
+    expect(first!.headers.authorization).not.toBe(second!.headers.authorization);
+  });
+
+  it('streams a body beyond maxBufferedBodyBytes, without retry (the token is still refreshed for next time)', async () => {
+    const agent = t.agent();
+    await login(agent, '/auth/echo');
+    const big = 'x'.repeat(5000);
+    const ok = await agent.post('/api/echo/upload').set('content-type', 'text/plain').send(big).expect(200);
+    expect(ok.body.length).toBe(5000);
+
+    t.sandbox.engine.expireAccessTokens();
+    upstream.seen.length = 0;
+    const rejected = await agent.post('/api/echo/upload').set('content-type', 'text/plain').send(big).expect(401);
+    expect(rejected.body).toEqual({ error: 'invalid_token' });
+    expect(upstream.seen).toHaveLength(1);
+    expect(upstream.seen[0]!.body.toString()).toBe(big);
+    expect(t.sandbox.engine.counters.refresh).toBe(1);
+
+    const again = await agent.post('/api/echo/upload').set('content-type', 'text/plain').send(big).expect(200);
+    expect(again.body.length).toBe(5000);
+    expect(t.sandbox.engine.counters.refresh).toBe(1);
+  });
+
+  it('re-serializes a body that express.json() / urlencoded() already parsed', async () => {
+    const agent = t.agent();
+    await login(agent, '/auth/echo');
+    const asJson = await agent.post('/json/echo/items').send({ a: 1, b: [1, 2], c: { d: 'é' } }).expect(200);
+    expect(JSON.parse(asJson.body.body)).toEqual({ a: 1, b: [1, 2], c: { d: 'é' } });
+    const jsonSeen = upstream.seen.at(-1)!;
+    expect(jsonSeen.headers['content-length']).toBe(String(jsonSeen.body.length));
+
+    const asForm = await agent.post('/json/echo/form').type('form').send('a=1&b=two&c%5Bd%5D=3').expect(200);
+    expect(new URLSearchParams(asForm.body.body).get('b')).toBe('two');
+    expect(new URLSearchParams(asForm.body.body).get('c[d]')).toBe('3');
+  });
+
+  it('streams the answer: the first chunk reaches the client before the upstream finishes', async () => {
+    const release = gate();
+    let released = false;
+    upstream.route = (req, res) => {
+      if (req.url !== '/v1/stream') return false;
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('first-chunk\n');
+      void release.promise.then(() => {
+        released = true;
+        res.end('the rest\n');
+      });
+      return true;
+    };
+    const agent = t.agent();
+    await login(agent, '/auth/echo');
+    const cookie = await sessionCookie(agent);
+    const firstChunk = gate<string>();
+    const ended = gate<string>();
+    const { hostname, port } = new URL(t.url);
+    const client = httpRequest({ host: hostname, port, path: '/api/echo/stream', headers: { cookie } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        text += chunk;
+        if (text.includes('first-chunk')) firstChunk.open(text);
+      });
+      res.on('end', () => ended.open(text));
+    });
+    client.end();
+    expect(await firstChunk.promise).toBe('first-chunk\n');
+    expect(released).toBe(false);
+    release.open();
+    expect(await ended.promise).toBe('first-chunk\nthe rest\n');
+  });
+
+  it('aborts the upstream call when the client goes away', async () => {
+    const upstreamClosed = gate();
+    upstream.route = (req, res) => {
+      if (req.url !== '/v1/endless') return false;
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('tick\n');
+      upstream.hanging.push(res);
+      res.on('close', () => upstreamClosed.open());
+      return true;
+    };
+    const agent = t.agent();
+    await login(agent, '/auth/echo');
+    const cookie = await sessionCookie(agent);
+    const { hostname, port } = new URL(t.url);
+    const client = httpRequest({ host: hostname, port, path: '/api/echo/endless', headers: { cookie } }, (res) => {
+      res.once('data', () => client.destroy());
+    });
+    client.on('error', () => undefined);
+    client.end();
+    await upstreamClosed.promise;
+  });
+
+  it('answers 502 JSON when the upstream cannot be reached, without the token', async () => {
+    const agent = t.agent();
+    await login(agent, '/auth/echo');
+    const token = await storedAccessToken(t, agent, 'echo');
+    await upstream.close();
+    const res = await agent.get('/api/echo/things').expect(502);
+    expect(res.headers['content-type']).toMatch(/json/);
+    expect(res.body).toMatchObject({ error: ErrorCodes.API_UPSTREAM_FAILED, provider: 'echo' });
+    expect(res.text).not.toContain(token);
+  });
+
+  it('answers 504 JSON when the upstream does not answer in time', async () => {
+    upstream.route = (req, res) => {
+      if (req.url !== '/v1/hang') return false;
+      upstream.hanging.push(res);
+      return true;
+    };
+    const agent = t.agent();
+    await login(agent, '/auth/echo');
+    const token = await storedAccessToken(t, agent, 'echo');
+    const res = await agent.get('/slow/echo/hang').expect(504);
+    expect(res.headers['content-type']).toMatch(/json/);
+    expect(res.body).toMatchObject({ error: ErrorCodes.API_UPSTREAM_TIMEOUT, provider: 'echo' });
+    expect(res.text).not.toContain(token);
+  });
+
+  it('answers 405 for methods it does not forward', async () => {
+    const agent = t.agent();
+    await login(agent, '/auth/echo');
+    const res = await agent.post('/only-get/echo/items').send({}).expect(405);
+    expect(res.headers['allow']).toBe('GET');
+    expect(res.body.error).toBe(ErrorCodes.API_REQUEST_INVALID);
+    expect(upstream.seen).toHaveLength(0);
+  });
+
+  it('forwards only the allowed headers with forwardHeaders: { allow }', async () => {
+    const agent = t.agent();
+    await login(agent, '/auth/echo');
+    await agent.post('/allow/echo/x').set('x-wanted', '1').set('x-unwanted', '2').set('content-type', 'text/plain').send('hi').expect(200);
+    const seen = upstream.seen.at(-1)!;
+    expect(seen.headers['x-wanted']).toBe('1');
+    expect(seen.headers['x-unwanted']).toBeUndefined();
+    expect(seen.headers['content-type']).toBe('text/plain');
+    expect(seen.headers['user-agent']).toBeUndefined();
+  });
+
+  it('oauthFetch replays its body on the retry after a refresh', async () => {
+    const agent = t.agent();
+    await login(agent, '/auth/echo');
+    t.sandbox.engine.expireAccessTokens();
+    const res = await agent.post('/fetch-post').expect(200);
+    expect(res.body.status).toBe(200);
+    expect(JSON.parse(JSON.parse(res.body.body).body)).toEqual({ n: 1 });
+    expect(upstream.seen.map((s) => s.body.toString())).toEqual(['{"n":1}', '{"n":1}']);
+    expect(t.sandbox.engine.counters.refresh).toBe(1);
+  });
+});
