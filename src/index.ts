@@ -90,3 +90,16 @@ export {
   verifySopResponse,
 } from './providers/sop.js';
 export type { SopOptions, SopSignType, SopKey } from './providers/sop.js';
+
+export {
+  CnblogsStrategy,
+  cnblogsProvider,
+  createCnblogsProvider,
+  verifyCnblogsIdToken,
+  oidcHalfHash,
+  fetchCnblogsMetadata,
+  CNBLOGS_DEFAULT_ISSUER,
+  CNBLOGS_DEFAULT_API_URL,
+  CNBLOGS_DEFAULT_SCOPE,
+} from './providers/cnblogs.js';
+export type { CnblogsOptions, CnblogsResponseType, CnblogsResponseMode, CnblogsMetadata } from './providers/cnblogs.js';

@@ -5,6 +5,15 @@ import * as sandbox from '../src/sandbox/index';
 
 // The public surface, pinned: adding or removing an export is a deliberate change here.
 const MAIN = [
+  'CNBLOGS_DEFAULT_API_URL',
+  'CNBLOGS_DEFAULT_ISSUER',
+  'CNBLOGS_DEFAULT_SCOPE',
+  'CnblogsStrategy',
+  'cnblogsProvider',
+  'createCnblogsProvider',
+  'fetchCnblogsMetadata',
+  'oidcHalfHash',
+  'verifyCnblogsIdToken',
   'createOAuthFetch',
   'createProxy',
   'SopStrategy',
@@ -44,7 +53,7 @@ const MAIN = [
   'standardTokenRequest',
   'validateCommonOptions',
 ];
-const SANDBOX = ['SandboxEngine', 'startDiSandbox', 'startOAuth2Sandbox', 'startSopSandbox'];
+const SANDBOX = ['SandboxEngine', 'startCnblogsSandbox', 'startDiSandbox', 'startOAuth2Sandbox', 'startSopSandbox'];
 
 describe('public exports', () => {
   it('pins the main entry point', () => {

@@ -16,3 +16,13 @@ export { startDiSandbox } from './di.js';
 export type { DiSandbox, DiSandboxOptions, DiWireSettings, DiRecordedRequest, DiCounters } from './di.js';
 export { startSopSandbox } from './sop.js';
 export type { SopSandboxOptions, SopSandboxApp, SopSandboxSettings, SopGatewayCounters, RunningSopSandbox } from './sop.js';
+export { startCnblogsSandbox } from './cnblogs.js';
+export type {
+  CnblogsSandbox,
+  CnblogsSandboxOptions,
+  CnblogsSandboxUser,
+  IdTokenTamper,
+  CnblogsSandboxFaultTarget,
+  CnblogsSandboxCounters,
+  CnblogsIssued,
+} from './cnblogs.js';
