@@ -12,8 +12,9 @@ export function homePage({ providers, apiSamples, notices }) {
   <p class="actions">
     <a class="button" data-role="connect" href="/auth/${escape(name)}?returnTo=%2F">Connect</a>
     <button data-role="disconnect" type="button">Disconnect</button>
-    ${sample ? `<button data-role="call" type="button" data-method="${escape(sample.method)}" data-path="${escape(sample.path)}" data-body="${escape(sample.body ?? '')}">Call API: ${escape(sample.method)} ${escape(sample.path)}</button>` : ''}
+    ${sample ? `<button data-role="call" type="button" data-method="${escape(sample.method)}" data-path="${escape(sample.path)}" data-body="${escape(sample.body ?? '')}">Call API</button>` : ''}
   </p>
+  ${sample ? `<p class="sample"><code>${escape(sample.method)} ${escape(decodeURIComponent(sample.path))}</code>${sample.body ? ` <code>${escape(sample.body)}</code>` : ''}</p>` : ''}
   <pre data-role="answer" hidden></pre>
 </section>`;
     })
@@ -26,7 +27,9 @@ body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:60rem;mar
 header{display:flex;justify-content:space-between;align-items:center}
 .notice{background:#fff8c5;border:1px solid #d4a72c;border-radius:6px;padding:.5rem .8rem;margin:.3rem 0;font-size:.9rem}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(17rem,1fr));gap:1rem;margin:1rem 0}
-.card{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:1rem}
+.card{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:1rem;min-width:0;overflow-wrap:anywhere}
+.sample{font-size:.8rem;color:#57606a}
+[hidden]{display:none!important}
 .card h2{margin:.2rem 0 .6rem;font-size:1.2rem;display:flex;justify-content:space-between}
 .badge{font-size:.8rem;padding:.1rem .5rem;border-radius:1rem;background:#eaeef2}
 .badge.on{background:#dafbe1;color:#116329}.badge.off{background:#ffebe9;color:#a40e26}
@@ -47,7 +50,7 @@ ${cards}
 <table><thead><tr><th>time</th><th>event</th><th>provider</th><th>details</th></tr></thead><tbody id="events"><tr><td colspan="4">none yet</td></tr></tbody></table>
 <script>
 let status = { providers: {}, events: [] };
-const fmt = (ms) => { const s = Math.max(0, Math.round(ms / 1000)); return Math.floor(s / 60) + 'm ' + String(s % 60).padStart(2, '0') + 's'; };
+const fmt = (ms) => { const s = Math.max(0, Math.round(ms / 1000)); const h = Math.floor(s / 3600); const m = Math.floor((s % 3600) / 60); return (h ? h + 'h ' : '') + m + 'm ' + String(s % 60).padStart(2, '0') + 's'; };
 function render() {
   document.getElementById('user').textContent = status.user ? 'Signed in as ' + (status.user.displayName || status.user.id) + ' (' + status.user.provider + ')' : 'Not signed in.';
   for (const card of document.querySelectorAll('.card')) {
