@@ -115,6 +115,13 @@ export class Keeper {
     this.#logIn = options.logIn ?? true;
     this.#logger = options.logger ?? {};
     this.#onError = options.onError;
+    const debug = this.#logger.debug?.bind(this.#logger);
+    if (debug) {
+      // Refresh events carry no token; they go to the debug log as they are.
+      for (const name of ['refresh:start', 'refresh:success', 'refresh:failure', 'refresh:retry', 'lock:wait'] as const) {
+        this.refresher.events.on(name, (event: object) => debug(name, { ...event }));
+      }
+    }
     for (const strategy of options.strategies) {
       if (this.#strategies.has(strategy.name)) {
         throw configurationError(`Two strategies are named "${strategy.name}"; give one of them another name option.`);
