@@ -325,6 +325,34 @@ function headersOf(response: IncomingMessage): Headers {
   return headers;
 }
 
+/**
+ * An upstream answer must never hand the user's credentials back to the caller. A redirect that
+ * repeats the request's query (servlet-style trailing-slash redirects do) would carry whatever
+ * the binding put there: drop the query parameters the binding added, then drop any header that
+ * still holds the access token.
+ */
+function scrubCredentials(headers: Headers, sent: ApiRequest, unattached: ApiRequest, accessToken: string): void {
+  const added = [...sent.url.searchParams.keys()].filter((key) => !unattached.url.searchParams.has(key));
+  const forms = [accessToken, encodeURIComponent(accessToken)];
+  for (const name of ['location', 'content-location']) {
+    const value = headers.get(name);
+    if (value === null || added.length === 0) continue;
+    try {
+      const url = new URL(value, sent.url);
+      for (const key of added) url.searchParams.delete(key);
+      headers.set(name, /^[a-z][a-z0-9+.-]*:/i.test(value) ? url.toString() : url.pathname + url.search + url.hash);
+    } catch {
+      headers.delete(name);
+    }
+  }
+  const names: string[] = [];
+  headers.forEach((_value, name) => names.push(name));
+  for (const name of names) {
+    const value = headers.get(name) ?? '';
+    if (forms.some((form) => value.includes(form))) headers.delete(name);
+  }
+}
+
 function hasNoBody(method: string, status: number): boolean {
   return method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200);
 }
@@ -633,6 +661,7 @@ export class ApiClient {
       const status = response.statusCode ?? 502;
       const statusText = response.statusMessage ?? '';
       const headers = headersOf(response);
+      scrubCredentials(headers, request, unattached, tokenSet.accessToken);
 
       if (binding.readResponse) {
         const raw = await readBuffered(response, this.maxBufferedResponseBytes, exchange, provider);
@@ -647,6 +676,7 @@ export class ApiClient {
             cause,
           });
         }
+        scrubCredentials(read.headers, request, unattached, tokenSet.accessToken);
         const rejected = inspect && binding.isTokenRejected({ status: read.status, headers: read.headers, body: inspectBody(read.body, read.headers) });
         const noBody = hasNoBody(method, read.status);
         return { rejected, result: { status: read.status, statusText, headers: read.headers, body: noBody ? null : read.body, retried: false } };
