@@ -45,7 +45,7 @@ export const API_DEFAULTS = Object.freeze({
 const INSPECT_LIMIT = 64 * 1024;
 
 /** Headers that are never sent upstream, whoever set them: the transport owns them. */
-const TRANSPORT_HEADERS = new Set([
+export const TRANSPORT_HEADERS: ReadonlySet<string> = new Set([
   'host',
   'connection',
   'keep-alive',

@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { pipeline, Readable } from 'node:stream';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { configurationError, ErrorCodes, OAuthKeeperError } from '../errors.js';
-import { ApiClient, API_DEFAULTS, isUnderBase, type ApiCallResult, type ApiClientOptions } from '../lib/api-client.js';
+import { ApiClient, API_DEFAULTS, isUnderBase, TRANSPORT_HEADERS, type ApiCallResult, type ApiClientOptions } from '../lib/api-client.js';
 import type { Keeper } from './keeper.js';
 
 /** Which incoming request headers go upstream (credentials and hop-by-hop headers never do). */
@@ -28,22 +28,7 @@ export const DEFAULT_ALLOWED_METHODS: readonly string[] = Object.freeze(['GET', 
  * cookies (the provider's credentials are attached by its binding), the host, and the
  * hop-by-hop headers of RFC 9110 §7.6.1 (plus any a `Connection` header names).
  */
-export const NEVER_FORWARDED_REQUEST_HEADERS: readonly string[] = Object.freeze([
-  'cookie',
-  'authorization',
-  'proxy-authorization',
-  'host',
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'content-length',
-  'expect',
-  'http2-settings',
-]);
+export const NEVER_FORWARDED_REQUEST_HEADERS: readonly string[] = Object.freeze(['cookie', 'authorization', 'proxy-authorization', ...TRANSPORT_HEADERS]);
 
 /**
  * Not forwarded by default: where the browser was and who the user is on the network

@@ -219,7 +219,8 @@ export function defineProvider<O extends ProviderOptions = ProviderOptions>(spec
   return Object.freeze(definition);
 }
 
-async function fetchUserInfo(
+/** GET a userinfo endpoint with the access token (OpenID Connect §5.3); the JSON object it answers. */
+export async function fetchUserInfo(
   provider: string,
   url: string,
   tokenSet: TokenSet,

@@ -13,7 +13,7 @@ import { createRemoteJWKSet, decodeJwt, errors as joseErrors, jwtVerify, type JW
 import { configurationError, ErrorCodes, OAuthKeeperError, type ErrorCode } from '../errors.js';
 import { httpRequest, isRecord, parseJson, TransportError } from '../lib/http.js';
 import type { TokenSet } from '../lib/token-set.js';
-import { defineProvider, validateCommonOptions } from '../provider/define.js';
+import { defineProvider, fetchUserInfo, validateCommonOptions } from '../provider/define.js';
 import { standardRevoke, standardTokenRequest } from '../provider/standard.js';
 import type {
   AuthorizationContext,
@@ -385,34 +385,6 @@ function subjectOf(idToken: string | undefined): string | undefined {
   }
 }
 
-async function fetchUserInfo(url: string, tokenSet: TokenSet, timeoutMs: number | undefined): Promise<Record<string, unknown>> {
-  let response;
-  try {
-    response = await httpRequest({
-      method: 'GET',
-      url,
-      headers: { authorization: `Bearer ${tokenSet.accessToken}`, accept: 'application/json' },
-      ...(timeoutMs === undefined ? {} : { timeoutMs }),
-    });
-  } catch (cause) {
-    if (!(cause instanceof TransportError)) throw cause;
-    throw new OAuthKeeperError(ErrorCodes.PROVIDER_ERROR, `The cnblogs userinfo endpoint could not be reached: ${cause.message}.`, {
-      provider: PROVIDER,
-      cause,
-      transient: true,
-    });
-  }
-  const body = parseJson(response.text);
-  if (response.status !== 200 || !isRecord(body)) {
-    throw new OAuthKeeperError(
-      ErrorCodes.PROVIDER_ERROR,
-      `The cnblogs userinfo endpoint answered HTTP ${response.status}${isRecord(body) ? '' : ' without a JSON object'}.`,
-      { provider: PROVIDER, details: { status: response.status, body: response.text } },
-    );
-  }
-  return body;
-}
-
 /** Maps the userinfo claims (`sub`, `name`, `picture`, `website`, ...) to a profile. */
 export function cnblogsProfile(info: Record<string, unknown>): Profile {
   const profile: Profile = { provider: PROVIDER, id: typeof info['sub'] === 'string' ? info['sub'] : String(info['sub'] ?? ''), raw: info };
@@ -536,7 +508,7 @@ export function createCnblogsProvider(): ProviderDefinition<CnblogsOptions> {
 
       async userProfile(options: CnblogsOptions, tokenSet: TokenSet, claims: Record<string, unknown> | undefined): Promise<Profile> {
         const metadata = await cache.metadata(options);
-        const info = await fetchUserInfo(metadata.userinfoEndpoint, tokenSet, options.timeoutMs);
+        const info = await fetchUserInfo(PROVIDER, metadata.userinfoEndpoint, tokenSet, options.timeoutMs);
         // OpenID Connect §5.3.2: userinfo must be about the user the id_token names.
         if (claims?.['sub'] !== undefined && info['sub'] !== claims['sub']) {
           throw new OAuthKeeperError(ErrorCodes.PROVIDER_ERROR, 'The cnblogs userinfo answer is about another user (sub) than the id_token.', {

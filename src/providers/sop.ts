@@ -14,7 +14,7 @@
  */
 import { createPrivateKey, createPublicKey, KeyObject, sign as rsaSign, verify as rsaVerify } from 'node:crypto';
 import { configurationError, ErrorCodes, OAuthKeeperError, type ErrorCode } from '../errors.js';
-import { httpRequest, isRecord, parseJson, tokenTransportError, TransportError } from '../lib/http.js';
+import { httpRequest, isRecord, parseJson, tokenTransportError, TransportError, type HttpResponse } from '../lib/http.js';
 import { normalizeTokenResponse, type TokenSet } from '../lib/token-set.js';
 import { defineProvider, validateCommonOptions } from '../provider/define.js';
 import type {
@@ -55,6 +55,17 @@ export interface SopOptions extends ProviderOptions {
   platformPublicKey: SopKey;
   /** Default `RSA2` (SHA256withRSA); `RSA` is SHA1withRSA. Must match the app's platform setting. */
   signType?: SopSignType;
+}
+
+/** Posts signed parameters to the gateway as a form; transport failures throw TransportError. */
+function postToGateway(options: SopOptions, params: Record<string, string>): Promise<HttpResponse> {
+  return httpRequest({
+    method: 'POST',
+    url: options.gatewayURL,
+    headers: { 'content-type': FORM_TYPE, accept: 'application/json' },
+    body: new URLSearchParams(params).toString(),
+    ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+  });
 }
 
 /** The parameter of redirect_uri's own query that carries the login transaction's state. */
@@ -470,13 +481,7 @@ async function requestToken(options: SopOptions, grant: Grant): Promise<TokenSet
   const params = sopGatewayParameters(options, SOP_TOKEN_METHOD, bizContent);
   let response;
   try {
-    response = await httpRequest({
-      method: 'POST',
-      url: options.gatewayURL,
-      headers: { 'content-type': FORM_TYPE, accept: 'application/json' },
-      body: new URLSearchParams(params).toString(),
-      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
-    });
+    response = await postToGateway(options, params);
   } catch (cause) {
     if (cause instanceof TransportError) throw tokenTransportError(provider, cause);
     throw cause;
@@ -567,13 +572,7 @@ export async function callSopGateway(
   const params = sopGatewayParameters(options, method, typeof bizContent === 'string' ? bizContent : JSON.stringify(bizContent), call);
   let response;
   try {
-    response = await httpRequest({
-      method: 'POST',
-      url: options.gatewayURL,
-      headers: { 'content-type': FORM_TYPE, accept: 'application/json' },
-      body: new URLSearchParams(params).toString(),
-      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
-    });
+    response = await postToGateway(options, params);
   } catch (cause) {
     if (!(cause instanceof TransportError)) throw cause;
     throw new OAuthKeeperError(

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload, type KeyLike } from 'jose';
 import { SandboxEngine, type Fault, type Grant, type SandboxClient, type SandboxSettings, type SandboxUser } from './engine.js';
 import {
