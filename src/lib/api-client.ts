@@ -333,7 +333,8 @@ function headersOf(response: IncomingMessage): Headers {
  */
 function scrubCredentials(headers: Headers, sent: ApiRequest, unattached: ApiRequest, accessToken: string): void {
   const added = [...sent.url.searchParams.keys()].filter((key) => !unattached.url.searchParams.has(key));
-  const forms = [accessToken, encodeURIComponent(accessToken)];
+  // Too short a value would match ordinary text; real access tokens are far longer than 8 characters.
+  const forms = accessToken.length >= 8 ? [accessToken, encodeURIComponent(accessToken)] : [];
   for (const name of ['location', 'content-location']) {
     const value = headers.get(name);
     if (value === null || added.length === 0) continue;
