@@ -8,6 +8,7 @@ module.exports = {
   },
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   globalSetup: '<rootDir>/test/helpers/global-setup.ts',
+  setupFilesAfterEnv: ['<rootDir>/test/helpers/no-unhandled.ts'],
   globalTeardown: '<rootDir>/test/helpers/global-teardown.ts',
   testTimeout: 60000,
 };
