@@ -17,6 +17,14 @@ function quickStart(): string {
   return match[1]!;
 }
 
+/** The path of a Node binary of another major version, installed from the npm registry's `node` package. */
+function nodeBinary(major: string): string {
+  const path = execFileSync('npx', ['-y', `node@${major}`, '-p', 'process.execPath'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  const version = execFileSync(path, ['--version'], { encoding: 'utf8' }).trim();
+  expect(version.startsWith(`v${major}.`)).toBe(true);
+  return path;
+}
+
 function installedVersion(name: string): string {
   return (JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
 }
@@ -44,8 +52,15 @@ describe('the packed package, installed as users install it', () => {
     rmSync(packDir, { recursive: true, force: true });
   });
 
-  // Express 5 is what the tests run on; 4.21 is the oldest Express this package supports.
-  it.each([['5', undefined], ['4', '4.21.2']])('packs, installs with its peers (Express %s), and runs the README quick start against a local provider', async (_major, expressVersion) => {
+  // Express 5 is what the tests run on; 4.21 is the oldest Express this package supports. The Node
+  // versions come from the npm registry's `node` package: the machine's own Node is 20.
+  it.each([
+    ['5', '20 (this machine)', undefined],
+    ['4.21', '20 (this machine)', '4.21.2'],
+    ['5', '22', undefined],
+    ['5', '24', undefined],
+  ])('packs, installs with its peers (Express %s), and runs the README quick start on Node %s against a local provider', async (_express, nodeVersion, expressVersion) => {
+    const node = nodeVersion.endsWith('(this machine)') ? process.execPath : nodeBinary(nodeVersion);
     dir = mkdtempSync(join(tmpdir(), 'oauth-keeper-app-'));
     for (const f of readdirSync(packDir)) execFileSync('cp', [join(packDir, f), dir]);
     const tarball = readdirSync(dir).find((f) => f.endsWith('.tgz'))!;
@@ -66,7 +81,7 @@ describe('the packed package, installed as users install it', () => {
     writeFileSync(join(dir, 'app.mjs'), quickStart());
 
     const port = await freePort();
-    app = spawn(process.execPath, ['app.mjs'], {
+    app = spawn(node, ['app.mjs'], {
       cwd: dir,
       env: {
         PATH: process.env['PATH'] ?? '',
