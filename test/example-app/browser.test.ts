@@ -1,10 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { freePort } from '../helpers/redis-server';
+import { repoRoot as root, startExampleApp } from '../helpers/processes';
 
-const root = join(__dirname, '..', '..');
 const artifacts = join(root, 'test-artifacts');
 const CHROMIUM = '/usr/bin/chromium';
 
@@ -15,21 +14,7 @@ interface RunningApp {
 }
 
 async function startApp(env: Record<string, string> = {}): Promise<RunningApp> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [join(root, 'example-app/start.mjs')], {
-    cwd: root,
-    env: { PATH: process.env['PATH'] ?? '', PORT: String(port), ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stderr!.on('data', (d) => (output += String(d)));
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (d) => {
-      output += String(d);
-      if (output.includes('listening on')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`example app exited with ${code}:\n${output}`)));
-  });
+  const { child, port } = await startExampleApp(env);
   return { child, url: `http://localhost:${port}` };
 }
 

@@ -1,31 +1,14 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import { startDiSandbox, type DiSandbox } from '../../src/sandbox/index';
 import { CookieClient } from '../helpers/browser';
 import { testRedisPort } from '../helpers/app';
-import { freePort } from '../helpers/redis-server';
+import { startExampleApp } from '../helpers/processes';
 import { startRedisCluster, type RedisCluster } from '../helpers/redis-cluster';
 
-const root = join(__dirname, '..', '..');
-
-async function startExampleApp(env: Record<string, string>): Promise<{ child: ChildProcess; url: string; output: () => string }> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [join(root, 'example-app/start.mjs')], {
-    cwd: root,
-    env: { PATH: process.env['PATH'] ?? '', PORT: String(port), ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stderr!.on('data', (d) => (output += String(d)));
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (d) => {
-      output += String(d);
-      if (output.includes('listening on')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`example app exited with ${code}:\n${output}`)));
-  });
-  return { child, url: `http://127.0.0.1:${port}`, output: () => output };
+async function startApp(env: Record<string, string>): Promise<{ child: ChildProcess; url: string; output: () => string }> {
+  const { child, port, output } = await startExampleApp(env);
+  return { child, url: `http://127.0.0.1:${port}`, output };
 }
 
 describe.each(['REDIS_URL', 'REDIS_CLUSTER_NODES'] as const)('the example app with %s', (variable) => {
@@ -52,8 +35,8 @@ describe.each(['REDIS_URL', 'REDIS_CLUSTER_NODES'] as const)('the example app wi
       DI_CLIENT_SECRET: 'sandbox-secret',
       DI_BASE_URL: sandbox.url,
     };
-    const a = await startExampleApp(env);
-    const b = await startExampleApp(env);
+    const a = await startApp(env);
+    const b = await startApp(env);
     children.push(a.child, b.child);
     expect(a.output()).toMatch(variable === 'REDIS_URL' ? /Sessions and tokens in Redis \(REDIS_URL\)/ : /Redis Cluster/);
     expect(a.output()).not.toMatch(/di: sandbox provider/); // di is configured for real

@@ -1,9 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { freePort } from '../helpers/redis-server';
 import { CookieClient } from '../helpers/browser';
-
-const root = join(__dirname, '..', '..');
+import { spawnUntil } from '../helpers/processes';
 
 describe('the example app, started with the README command and no configuration', () => {
   let child: ChildProcess | undefined;
@@ -21,23 +19,15 @@ describe('the example app, started with the README command and no configuration'
   it('runs on the embedded default and completes a login', async () => {
     const port = await freePort();
     // `npm start` exactly as the README says; only PORT is set, to avoid clashing with a real app.
-    child = spawn('npm', ['start'], {
-      cwd: root,
-      env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', PORT: String(port) },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const { output } = await spawnUntil('npm', ['start'], {
+      env: { HOME: process.env['HOME'] ?? '/tmp', PORT: String(port) },
+      ready: /listening on/,
       detached: true,
+      name: 'npm start',
+      onSpawn: (spawned) => (child = spawned),
     });
-    let output = '';
-    child.stderr!.on('data', (d) => (output += String(d)));
-    await new Promise<void>((resolve, reject) => {
-      child!.stdout!.on('data', (d) => {
-        output += String(d);
-        if (output.includes('listening on')) resolve();
-      });
-      child!.once('exit', (code) => reject(new Error(`npm start exited with ${code}:\n${output}`)));
-    });
-    expect(output).toMatch(/notice: No REDIS_URL: sessions and tokens live in memory/);
-    expect(output).toMatch(/notice: TOKEN_KEYS is not set/);
+    expect(output()).toMatch(/notice: No REDIS_URL: sessions and tokens live in memory/);
+    expect(output()).toMatch(/notice: TOKEN_KEYS is not set/);
 
     const base = `http://127.0.0.1:${port}`;
     const browser = new CookieClient();

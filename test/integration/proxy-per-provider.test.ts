@@ -1,10 +1,27 @@
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import type { Express } from 'express';
-import { CnblogsStrategy, DiStrategy, ErrorCodes, SopStrategy, type Keeper } from '../../src/index';
-import { startCnblogsSandbox, startDiSandbox, startSopSandbox, type CnblogsSandbox, type DiSandbox, type RunningSopSandbox } from '../../src/sandbox/index';
+import { DiStrategy, ErrorCodes, type Keeper } from '../../src/index';
+import { startCnblogsSandbox, startDiSandbox, type CnblogsSandbox, type DiSandbox, type RunningSopSandbox } from '../../src/sandbox/index';
 import { createTestApp, login, type TestApp } from '../helpers/app';
+import { cnblogsSandboxStrategy, sopSandboxStrategy, startSopSandboxForApp } from '../helpers/providers';
+import {
+  cookieRoute,
+  ESCAPE_VECTORS,
+  expectRequestHygiene,
+  expectResponseHygiene,
+  gate,
+  HOSTILE_REQUEST_HEADERS as HOSTILE_HOP_AND_ORIGIN_HEADERS,
+  HOSTILE_RESPONSE_HEADERS,
+  hostileRedirect,
+  NEVER_UPSTREAM as NEVER_UPSTREAM_COMMON,
+  raw,
+  sessionCookie,
+  startRecorder,
+  type Agent,
+  type Recorder,
+  type Seen,
+} from '../helpers/proxy';
 
 /**
  * The proxy of each built-in provider (di, cnblogs, sop), mounted as the example app
@@ -22,113 +39,32 @@ import { createTestApp, login, type TestApp } from '../helpers/app';
 // helpers
 // ---------------------------------------------------------------------------
 
-type Agent = ReturnType<TestApp['agent']>;
-
-interface RawAnswer {
-  status: number;
-  headers: IncomingHttpHeaders;
-  text: string;
-}
-
-/** Sends exactly `path` (no client-side normalization), as an attacker could. */
-function raw(base: string, path: string, options: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {}): Promise<RawAnswer> {
-  const { hostname, port } = new URL(base);
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: hostname, port, method: options.method ?? 'GET', path, headers: options.headers ?? {} }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(options.body);
-  });
-}
-
-/** A promise and its resolve function, for steps the test releases itself. */
-function gate<T = void>(): { promise: Promise<T>; open: (value: T) => void } {
-  let open!: (value: T) => void;
-  const promise = new Promise<T>((resolve) => {
-    open = resolve;
-  });
-  return { promise, open };
-}
-
-interface Seen {
-  method: string;
-  url: string;
-  headers: IncomingHttpHeaders;
-  body: Buffer;
-}
-
-interface Front {
-  url: string;
-  /** Every request received, in order. */
-  seen: Seen[];
-  /** Answers a request itself (after its body is read); return false to forward it to the sandbox. */
-  route: (req: IncomingMessage, res: ServerResponse, seen: Seen) => boolean;
+interface Front extends Recorder {
   /** Added to (or replacing) the headers of every forwarded answer while set. */
   extraResponseHeaders: Record<string, string | string[]> | undefined;
-  hanging: ServerResponse[];
-  close(): Promise<void>;
 }
 
 /** A recording forwarder in front of `target` (plain node:http, body buffered then replayed). */
-async function startFront(target: () => string): Promise<Front> {
-  const front: Front = {
-    url: '',
-    seen: [],
-    route: () => false,
-    extraResponseHeaders: undefined,
-    hanging: [],
-    close: async () => undefined,
-  };
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const seen: Seen = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks) };
-      front.seen.push(seen);
-      if (front.route(req, res, seen)) return;
-      const to = new URL(target());
-      const headers: IncomingHttpHeaders = { ...req.headers, host: to.host, 'content-length': String(seen.body.length) };
-      delete headers['transfer-encoding'];
-      delete headers['connection'];
-      const out = httpRequest({ host: to.hostname, port: to.port, method: seen.method, path: seen.url, headers }, (answer) => {
-        for (const [name, value] of Object.entries(answer.headers)) {
-          if (value !== undefined && name !== 'connection' && name !== 'keep-alive' && name !== 'transfer-encoding') res.setHeader(name, value);
-        }
-        for (const [name, value] of Object.entries(front.extraResponseHeaders ?? {})) res.setHeader(name, value);
-        res.writeHead(answer.statusCode ?? 502);
-        answer.pipe(res);
-      });
-      out.on('error', () => {
-        if (!res.headersSent) res.writeHead(502);
-        res.end();
-      });
-      out.end(seen.body);
+function startFront(target: () => string): Promise<Front> {
+  return startRecorder<Pick<Front, 'extraResponseHeaders'>>({ extraResponseHeaders: undefined }, (req, res, seen, front) => {
+    const to = new URL(target());
+    const headers: IncomingHttpHeaders = { ...req.headers, host: to.host, 'content-length': String(seen.body.length) };
+    delete headers['transfer-encoding'];
+    delete headers['connection'];
+    const out = httpRequest({ host: to.hostname, port: to.port, method: seen.method, path: seen.url, headers }, (answer) => {
+      for (const [name, value] of Object.entries(answer.headers)) {
+        if (value !== undefined && name !== 'connection' && name !== 'keep-alive' && name !== 'transfer-encoding') res.setHeader(name, value);
+      }
+      for (const [name, value] of Object.entries(front.extraResponseHeaders ?? {})) res.setHeader(name, value);
+      res.writeHead(answer.statusCode ?? 502);
+      answer.pipe(res);
     });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  front.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  front.close = () =>
-    new Promise<void>((resolve) => {
-      for (const res of front.hanging) res.destroy();
-      server.close(() => resolve());
-      server.closeAllConnections();
+    out.on('error', () => {
+      if (!res.headersSent) res.writeHead(502);
+      res.end();
     });
-  return front;
-}
-
-function testRoutes(app: Express): void {
-  app.get('/_cookie', (req, res) => {
-    res.json({ cookie: req.headers.cookie });
+    out.end(seen.body);
   });
-}
-
-async function sessionCookie(agent: Agent): Promise<string> {
-  const res = await agent.get('/_cookie').expect(200);
-  return (res.body as { cookie: string }).cookie;
 }
 
 async function storedTokens(t: TestApp, agent: Agent, provider: string): Promise<{ accessToken: string; refreshToken: string | null }> {
@@ -139,71 +75,15 @@ async function storedTokens(t: TestApp, agent: Agent, provider: string): Promise
 /** The proxy of `name` at `/api/<name>`, as the example app mounts it, plus `/small/<name>` with `options`. */
 function mountProxy(name: string, small: Parameters<Keeper['proxy']>[1] = {}) {
   return (app: Express, keeper: Keeper) => {
-    testRoutes(app);
+    cookieRoute(app);
     app.use(`/api/${name}`, keeper.ensureAuthorized(name, { unauthorized: 'status' }), keeper.proxy(name));
     app.use(`/small/${name}`, keeper.ensureAuthorized(name, { unauthorized: 'status' }), keeper.proxy(name, small));
   };
 }
 
-/** Request headers that must not reach the provider (plus what `connection` names). */
-const HOSTILE_REQUEST_HEADERS: Record<string, string> = {
-  'transfer-encoding': 'chunked',
-  'proxy-authorization': 'Basic cHJveHk6c2VjcmV0',
-  connection: 'keep-alive, x-hop-named',
-  'x-hop-named': 'must-not-pass',
-  'keep-alive': 'timeout=5',
-  te: 'trailers',
-  trailer: 'x-later',
-  upgrade: 'h2c',
-  'proxy-connection': 'keep-alive',
-  origin: 'https://app.example',
-  referer: 'https://app.example/page',
-  'x-forwarded-for': '203.0.113.7',
-  'x-real-ip': '203.0.113.7',
-  'sec-fetch-site': 'same-origin',
-};
-const NEVER_UPSTREAM = ['cookie', 'proxy-authorization', 'x-hop-named', 'te', 'trailer', 'upgrade', 'proxy-connection', 'origin', 'referer', 'x-forwarded-for', 'x-real-ip', 'sec-fetch-site'];
-
-/** Response headers the provider sends that must not reach the browser (and one that must). */
-const HOSTILE_RESPONSE_HEADERS: Record<string, string | string[]> = {
-  'set-cookie': ['provider_session=abc; Path=/', 'other=1'],
-  connection: 'x-upstream-hop',
-  'x-upstream-hop': '1',
-  'keep-alive': 'timeout=1',
-  'x-kept': 'yes',
-};
-
-function expectResponseHygiene(headers: IncomingHttpHeaders | Record<string, unknown>): void {
-  expect(headers['set-cookie']).toBeUndefined();
-  expect(headers['x-upstream-hop']).toBeUndefined();
-  expect(headers['keep-alive']).not.toBe('timeout=1');
-  expect(headers['x-kept']).toBe('yes');
-}
-
-/** Paths after the mount point that try to leave the API host or base path (see proxy.test.ts). */
-const ESCAPE_VECTORS: Array<[string, string]> = [
-  ['an absolute URL in the path', '/http://evil.example/x'],
-  ['an encoded absolute URL', '/http:%2f%2fevil.example/x'],
-  ['a scheme-relative "//host"', '//evil.example/x'],
-  ['".."', '/../../token'],
-  ['"%2e%2e"', '/%2e%2e/%2e%2e/token'],
-  ['"%2E%2E" upper case', '/%2E%2E/token'],
-  ['double-encoded "%252e%252e"', '/%252e%252e/%252e%252e/token'],
-  ['"..%2f"', '/..%2f..%2ftoken'],
-  ['"%2e%2e%5c"', '/%2e%2e%5c%2e%2e%5ctoken'],
-  ['".." with a servlet parameter', '/..;/token'],
-  ['"."', '/./things'],
-  ['a backslash', '/\\evil.example'],
-  ['an encoded backslash', '/%5cevil.example'],
-  ['"/@host"', '/@evil.example'],
-  ['"x@host"', '/x@evil'],
-  ['an encoded "@"', '/x%40evil'],
-  ['NUL', '/things%00.json'],
-  ['CR LF', '/things%0d%0aX-Injected:%201'],
-  ['a tab', '/th%09ings'],
-  ['a full-width dot pair', '/%EF%BC%8E%EF%BC%8E/token'],
-  ['a malformed escape', '/%zz'],
-];
+/** Request headers that must not reach the provider: the common ones, plus the browser's page and the client's address. */
+const HOSTILE_REQUEST_HEADERS: Record<string, string> = { ...HOSTILE_HOP_AND_ORIGIN_HEADERS, referer: 'https://app.example/page', 'x-real-ip': '203.0.113.7' };
+const NEVER_UPSTREAM = [...NEVER_UPSTREAM_COMMON, 'referer', 'x-real-ip'];
 
 /** A deterministic byte pattern of `size` bytes, different per `seed`. */
 function pattern(size: number, seed: string): Buffer {
@@ -284,14 +164,7 @@ describe('proxy: cnblogs', () => {
     front = await startFront(() => sandbox.url);
     t = await createTestApp({
       startSandbox: async () => (sandbox = await startCnblogsSandbox({ autoApprove: true })),
-      strategy: (s) =>
-        new CnblogsStrategy({
-          clientID: 'sandbox-client',
-          clientSecret: 'sandbox-secret',
-          callbackURL: '/auth/cnblogs/callback',
-          issuer: s.url,
-          apiURL: `${front.url}/api`,
-        }),
+      strategy: (s) => cnblogsSandboxStrategy(s.url, { apiURL: `${front.url}/api` }),
       // The small mount's limit is far below the streamed answer: a streamed answer is never read whole.
       routes: mountProxy('cnblogs', { maxBufferedResponseBytes: 64 * 1024 }),
     });
@@ -367,28 +240,13 @@ describe('proxy: cnblogs', () => {
     expect(res.status).toBe(200);
     expect(JSON.parse(res.text)).toMatchObject({ BlogApp: 'alice-sandbox' });
     expectResponseHygiene(res.headers);
-    const seen = front.seen.at(-1)!;
-    expect(seen.url).toBe('/api/users?x=1');
-    expect(seen.body.toString()).toBe('hello');
-    expect(seen.headers['content-length']).toBe('5');
-    expect(seen.headers['transfer-encoding']).toBeUndefined();
-    expect(seen.headers.authorization).toBe(`Bearer ${accessToken}`);
-    expect(seen.headers.host).toBe(new URL(front.url).host);
-    expect(seen.headers['x-custom']).toBe('passes');
-    expect(seen.headers.accept).toBe('application/json');
-    for (const name of NEVER_UPSTREAM) expect(seen.headers[name]).toBeUndefined();
-    expect(seen.headers['keep-alive']).not.toBe('timeout=5');
-    expect(JSON.stringify(seen.headers)).not.toContain(cookie.split('=')[1]!);
+    expectRequestHygiene(front.seen.at(-1)!, { url: '/api/users?x=1', authorization: `Bearer ${accessToken}`, host: new URL(front.url).host, cookie, never: NEVER_UPSTREAM });
   });
 
   it('header hygiene: a redirect under the API base is rewritten under the mount, its cookies dropped', async () => {
     front.route = (req, res) => {
       if (req.url !== '/api/moved') return false;
-      for (const [name, value] of Object.entries(HOSTILE_RESPONSE_HEADERS)) res.setHeader(name, value);
-      res.setHeader('location', `${front.url}/api/blogs/alice-sandbox/posts?pageIndex=2`);
-      res.writeHead(302);
-      res.end();
-      return true;
+      return hostileRedirect(res, `${front.url}/api/blogs/alice-sandbox/posts?pageIndex=2`);
     };
     const agent = t.agent();
     await login(agent, '/auth/cnblogs');
@@ -532,11 +390,7 @@ describe('proxy: di', () => {
   it('header hygiene: a redirect under the API base is rewritten under the mount, its cookies dropped', async () => {
     front.route = (req, res) => {
       if (new URL(req.url ?? '/', 'http://front.invalid').pathname !== '/api/moved') return false;
-      for (const [name, value] of Object.entries(HOSTILE_RESPONSE_HEADERS)) res.setHeader(name, value);
-      res.setHeader('location', `${front.url}/api/patent/search/expression?page=2`);
-      res.writeHead(302);
-      res.end();
-      return true;
+      return hostileRedirect(res, `${front.url}/api/patent/search/expression?page=2`);
     };
     const agent = t.agent();
     await login(agent, '/auth/di');
@@ -616,16 +470,8 @@ describe('proxy: sop', () => {
     // The front stands in for the gateway (token and business calls); the auth pages are the sandbox's own.
     front = await startFront(() => sandbox.url);
     t = await createTestApp({
-      startSandbox: async () => (sandbox = await startSopSandbox({ autoApprove: true, apps: [{ appId: 'app-1', publicKey: appKeys.publicKey }] })),
-      strategy: (s) =>
-        new SopStrategy({
-          clientID: 'app-1',
-          callbackURL: '/auth/sop/callback',
-          authURL: s.url,
-          gatewayURL: `${front.url}/`,
-          privateKey: appKeys.privateKey,
-          platformPublicKey: (s as RunningSopSandbox).platformPublicKey,
-        }),
+      startSandbox: async () => (sandbox = await startSopSandboxForApp(appKeys)),
+      strategy: (s) => sopSandboxStrategy(s as RunningSopSandbox, appKeys, `${front.url}/`),
       routes: mountProxy('sop', { maxBufferedResponseBytes: SMALL_LIMIT }),
     });
   });

@@ -1,7 +1,8 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { DiStrategy, SopStrategy } from '../../src/index';
-import { startDiSandbox, startSopSandbox, type DiSandbox, type RunningSopSandbox } from '../../src/sandbox/index';
+import { DiStrategy } from '../../src/index';
+import { startDiSandbox, type DiSandbox, type RunningSopSandbox } from '../../src/sandbox/index';
 import { createTestApp, login, type TestApp } from '../helpers/app';
+import { sopSandboxStrategy, startSopSandboxForApp } from '../helpers/providers';
 
 /** The proxy of each built-in provider, mounted as the example app mounts it. */
 function mountProxy(name: string) {
@@ -75,16 +76,8 @@ describe('proxy: sop', () => {
   const appKeys = generateKeyPairSync('rsa', { modulusLength: 2048 });
   beforeEach(async () => {
     t = await createTestApp({
-      startSandbox: async () => (sandbox = await startSopSandbox({ autoApprove: true, apps: [{ appId: 'app-1', publicKey: appKeys.publicKey }] })),
-      strategy: (s) =>
-        new SopStrategy({
-          clientID: 'app-1',
-          callbackURL: '/auth/sop/callback',
-          authURL: s.url,
-          gatewayURL: `${s.url}/`,
-          privateKey: appKeys.privateKey,
-          platformPublicKey: (s as RunningSopSandbox).platformPublicKey,
-        }),
+      startSandbox: async () => (sandbox = await startSopSandboxForApp(appKeys)),
+      strategy: (s) => sopSandboxStrategy(s as RunningSopSandbox, appKeys),
       routes: mountProxy('sop'),
     });
   });

@@ -1,5 +1,4 @@
-import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { request as httpRequest } from 'node:http';
 import express from 'express';
 import type { Request } from 'express';
 import { defineProvider, ErrorCodes, OAuthKeeperStrategy, type Keeper, type ProviderOptions } from '../../src/index';
@@ -7,99 +6,43 @@ import { createOAuthFetch } from '../../src/lib/api-client';
 import { ownerOf } from '../../src/lib/session';
 import { createProxy } from '../../src/middleware/proxy';
 import { createTestApp, login, type TestApp } from '../helpers/app';
+import {
+  cookieRoute,
+  escapeVectors,
+  expectRequestHygiene,
+  expectResponseHygiene,
+  gate,
+  HOSTILE_REQUEST_HEADERS,
+  hostileRedirect,
+  json,
+  raw,
+  sessionCookie,
+  startRecorder,
+  type Agent,
+  type Recorder,
+} from '../helpers/proxy';
 
 // ---------------------------------------------------------------------------
 // helpers
 // ---------------------------------------------------------------------------
 
-interface RawAnswer {
-  status: number;
-  headers: IncomingHttpHeaders;
-  text: string;
-}
-
-/** Sends exactly `path` (no client-side normalization), as an attacker could. */
-function raw(base: string, path: string, options: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {}): Promise<RawAnswer> {
-  const { hostname, port } = new URL(base);
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: hostname, port, method: options.method ?? 'GET', path, headers: options.headers ?? {} }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(options.body);
-  });
-}
-
-function json(answer: RawAnswer): Record<string, unknown> {
-  return JSON.parse(answer.text) as Record<string, unknown>;
-}
-
-/** A promise and its resolve function, for steps the test releases itself. */
-function gate<T = void>(): { promise: Promise<T>; open: (value: T) => void } {
-  let open!: (value: T) => void;
-  const promise = new Promise<T>((resolve) => {
-    open = resolve;
-  });
-  return { promise, open };
-}
-
-interface Seen {
-  method: string;
-  url: string;
-  headers: IncomingHttpHeaders;
-  body: Buffer;
-}
-
-interface Upstream {
-  url: string;
-  seen: Seen[];
-  /** Handles a request after its body is read; return false to fall through to the echo. */
-  route: (req: IncomingMessage, res: ServerResponse, seen: Seen) => boolean;
-  hanging: ServerResponse[];
-  close(): Promise<void>;
-}
+type Upstream = Recorder;
 
 /**
  * A downstream API of our own: records what it receives, accepts the sandbox's access
  * tokens (verified by the sandbox engine, so expiring them there works), echoes.
  */
-async function startUpstream(verify: () => (token: string | undefined) => boolean): Promise<Upstream> {
-  const upstream: Upstream = {
-    url: '',
-    seen: [],
-    route: () => false,
-    hanging: [],
-    close: async () => undefined,
-  };
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const seen: Seen = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks) };
-      upstream.seen.push(seen);
-      if (upstream.route(req, res, seen)) return;
-      const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
-      if (!verify()(token)) {
-        res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer error="invalid_token"' });
-        res.end(JSON.stringify({ error: 'invalid_token' }));
-        return;
-      }
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ method: seen.method, url: seen.url, body: seen.body.toString('utf8'), length: seen.body.length }));
-    });
+function startUpstream(verify: () => (token: string | undefined) => boolean): Promise<Upstream> {
+  return startRecorder({}, (req, res, seen) => {
+    const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+    if (!verify()(token)) {
+      res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer error="invalid_token"' });
+      res.end(JSON.stringify({ error: 'invalid_token' }));
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ method: seen.method, url: seen.url, body: seen.body.toString('utf8'), length: seen.body.length }));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  upstream.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  upstream.close = () =>
-    new Promise<void>((resolve) => {
-      for (const res of upstream.hanging) res.destroy();
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
-  return upstream;
 }
 
 interface EchoOptions extends ProviderOptions {
@@ -116,21 +59,14 @@ const echoProvider = defineProvider<EchoOptions>({
   api: { baseURL: (o) => o.apiURL },
 });
 
-async function sessionCookie(agent: ReturnType<TestApp['agent']>): Promise<string> {
-  const res = await agent.get('/_cookie').expect(200);
-  return (res.body as { cookie: string }).cookie;
-}
-
-async function storedAccessToken(t: TestApp, agent: ReturnType<TestApp['agent']>, provider: string): Promise<string> {
+async function storedAccessToken(t: TestApp, agent: Agent, provider: string): Promise<string> {
   const owner = ((await agent.get('/_owner').expect(200)).body as { owner: string }).owner;
   const stored = await t.store.get(owner, provider);
   return stored!.tokenSet.accessToken;
 }
 
 function testRoutes(app: express.Express): void {
-  app.get('/_cookie', (req, res) => {
-    res.json({ cookie: req.headers.cookie });
-  });
+  cookieRoute(app);
   app.get('/_owner', (req, res) => {
     res.json({ owner: ownerOf(req, false) ?? null });
   });
@@ -234,29 +170,7 @@ describe('proxy to the example provider (OAuth2 sandbox /api)', () => {
   });
 
   describe('never leaves the API host and base path', () => {
-    const vectors: Array<[string, string]> = [
-      ['an absolute URL in the path', '/raw/example/http://evil.example/x'],
-      ['an encoded absolute URL', '/raw/example/http:%2f%2fevil.example/x'],
-      ['a scheme-relative "//host"', '/raw/example//evil.example/x'],
-      ['".."', '/raw/example/../../token'],
-      ['"%2e%2e"', '/raw/example/%2e%2e/%2e%2e/token'],
-      ['"%2E%2E" upper case', '/raw/example/%2E%2E/token'],
-      ['double-encoded "%252e%252e"', '/raw/example/%252e%252e/%252e%252e/token'],
-      ['"..%2f"', '/raw/example/..%2f..%2ftoken'],
-      ['"%2e%2e%5c"', '/raw/example/%2e%2e%5c%2e%2e%5ctoken'],
-      ['".." with a servlet parameter', '/raw/example/..;/token'],
-      ['"."', '/raw/example/./things'],
-      ['a backslash', '/raw/example/\\evil.example'],
-      ['an encoded backslash', '/raw/example/%5cevil.example'],
-      ['"/@host"', '/raw/example/@evil.example'],
-      ['"x@host"', '/raw/example/x@evil'],
-      ['an encoded "@"', '/raw/example/x%40evil'],
-      ['NUL', '/raw/example/things%00.json'],
-      ['CR LF', '/raw/example/things%0d%0aX-Injected:%201'],
-      ['a tab', '/raw/example/th%09ings'],
-      ['a full-width dot pair', '/raw/example/%EF%BC%8E%EF%BC%8E/token'],
-      ['a malformed escape', '/raw/example/%zz'],
-    ];
+    const vectors = escapeVectors('/raw/example');
 
     it.each(vectors)('refuses %s with 400 JSON, and the upstream is never called', async (_name, path) => {
       const agent = t.agent();
@@ -391,64 +305,27 @@ describe('proxy to an upstream of our own', () => {
       body: 'hello',
       headers: {
         'content-type': 'text/plain',
-        'transfer-encoding': 'chunked',
+        ...HOSTILE_REQUEST_HEADERS,
         cookie,
         authorization: 'Basic YXBwOmFwcC1zZWNyZXQ=',
-        'proxy-authorization': 'Basic cHJveHk6c2VjcmV0',
-        connection: 'keep-alive, x-hop-named',
-        'x-hop-named': 'must-not-pass',
-        'keep-alive': 'timeout=5',
-        te: 'trailers',
-        trailer: 'x-later',
-        upgrade: 'h2c',
-        'proxy-connection': 'keep-alive',
-        origin: 'https://app.example',
-        'x-forwarded-for': '203.0.113.7',
-        'sec-fetch-site': 'same-origin',
         'x-custom': 'passes',
         accept: 'application/json',
       },
     });
     expect(res.status).toBe(200);
     expect(upstream.seen).toHaveLength(1);
-    const seen = upstream.seen[0]!;
-    expect(seen.url).toBe('/v1/who?x=1');
-    expect(seen.body.toString()).toBe('hello');
-    expect(seen.headers['content-length']).toBe('5');
-    expect(seen.headers['transfer-encoding']).toBeUndefined();
-    expect(seen.headers.authorization).toBe(`Bearer ${token}`);
-    expect(seen.headers.host).toBe(new URL(upstream.url).host);
-    expect(seen.headers['x-custom']).toBe('passes');
-    expect(seen.headers.accept).toBe('application/json');
-    for (const name of ['cookie', 'proxy-authorization', 'x-hop-named', 'te', 'trailer', 'upgrade', 'proxy-connection', 'origin', 'x-forwarded-for', 'sec-fetch-site']) {
-      expect(seen.headers[name]).toBeUndefined();
-    }
-    expect(seen.headers['keep-alive']).not.toBe('timeout=5');
-    expect(JSON.stringify(seen.headers)).not.toContain(cookie.split('=')[1]!);
+    expectRequestHygiene(upstream.seen[0]!, { url: '/v1/who?x=1', authorization: `Bearer ${token}`, host: new URL(upstream.url).host, cookie });
   });
 
   it('passes back neither Set-Cookie nor hop-by-hop headers, and rewrites a Location under the base', async () => {
     upstream.route = (req, res) => {
-      if (req.url === '/v1/cookies') {
-        res.setHeader('set-cookie', ['provider_session=abc; Path=/', 'other=1']);
-        res.setHeader('connection', 'x-upstream-hop');
-        res.setHeader('x-upstream-hop', '1');
-        res.setHeader('keep-alive', 'timeout=1');
-        res.setHeader('x-kept', 'yes');
-        res.setHeader('location', `${upstream.url}/v1/elsewhere?page=2`);
-        res.writeHead(302);
-        res.end();
-        return true;
-      }
-      return false;
+      if (req.url !== '/v1/cookies') return false;
+      return hostileRedirect(res, `${upstream.url}/v1/elsewhere?page=2`);
     };
     const agent = t.agent();
     await login(agent, '/auth/echo');
     const res = await agent.get('/api/echo/cookies').redirects(0).expect(302);
-    expect(res.headers['set-cookie']).toBeUndefined();
-    expect(res.headers['x-upstream-hop']).toBeUndefined();
-    expect(res.headers['keep-alive']).not.toBe('timeout=1');
-    expect(res.headers['x-kept']).toBe('yes');
+    expectResponseHygiene(res.headers);
     expect(res.headers['location']).toBe('/api/echo/elsewhere?page=2');
   });
 

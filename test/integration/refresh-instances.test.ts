@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Cluster } from 'ioredis';
@@ -8,30 +8,17 @@ import { startOAuth2Sandbox, type RunningSandbox } from '../../src/sandbox/index
 import { CookieClient } from '../helpers/browser';
 import { newRedis, testRedisPort, uniquePrefix } from '../helpers/app';
 import { startRedisCluster, type RedisCluster } from '../helpers/redis-cluster';
+import { repoRoot, spawnUntil } from '../helpers/processes';
 import { until } from '../helpers/until';
-
-const root = join(__dirname, '..', '..');
 
 interface Instance {
   child: ChildProcess;
   url: string;
 }
 
-function startInstance(env: Record<string, string>): Promise<Instance> {
-  const child = spawn(process.execPath, [join(root, 'test/fixtures/instance.mjs')], {
-    cwd: root,
-    env: { PATH: process.env['PATH'] ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stderr!.on('data', (d) => (output += String(d)));
-  return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (d) => {
-      const match = /ready (\d+)/.exec(String(d));
-      if (match) resolve({ child, url: `http://127.0.0.1:${match[1]}` });
-    });
-    child.once('exit', (code) => reject(new Error(`instance exited with ${code}: ${output}`)));
-  });
+async function startInstance(env: Record<string, string>): Promise<Instance> {
+  const { child, match } = await spawnUntil(process.execPath, [join(repoRoot, 'test/fixtures/instance.mjs')], { env, ready: /ready (\d+)\n/, name: 'instance' });
+  return { child, url: `http://127.0.0.1:${match[1]}` };
 }
 
 describe.each(['redis', 'cluster'] as const)('refresh across app instances sharing %s', (storage) => {

@@ -1,8 +1,9 @@
 import request from 'supertest';
 import { ErrorCodes, type TokenSet } from '../../../src/index';
-import { CnblogsStrategy, type CnblogsOptions } from '../../../src/providers/cnblogs';
+import type { CnblogsOptions } from '../../../src/providers/cnblogs';
 import { startCnblogsSandbox, type CnblogsSandbox, type CnblogsSandboxOptions, type IdTokenTamper } from '../../../src/sandbox/cnblogs';
 import { createTestApp, type TestApp } from '../../helpers/app';
+import { cnblogsSandboxStrategy } from '../../helpers/providers';
 
 type Agent = ReturnType<typeof request.agent>;
 type Mode = 'code' | 'form_post' | 'fragment' | 'code_form_post';
@@ -26,16 +27,7 @@ async function setup(mode: Mode, strategy: Partial<CnblogsOptions> = {}, sandbox
   let sandbox: CnblogsSandbox | undefined;
   const t = await createTestApp({
     startSandbox: async () => (sandbox = await startCnblogsSandbox({ autoApprove: true, ...sandboxOptions })),
-    strategy: (s) =>
-      new CnblogsStrategy({
-        clientID: 'sandbox-client',
-        clientSecret: 'sandbox-secret',
-        callbackURL: '/auth/cnblogs/callback',
-        issuer: s.url,
-        apiURL: `${s.url}/api`,
-        ...MODES[mode],
-        ...strategy,
-      }),
+    strategy: (s) => cnblogsSandboxStrategy(s.url, { ...MODES[mode], ...strategy }),
   });
   const harness = { t, sandbox: sandbox! };
   open.push(harness);

@@ -1,27 +1,13 @@
-import { createVerify, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createVerify, type KeyObject } from 'node:crypto';
 import { ErrorCodes, OAuthKeeperError } from '../../../src/errors';
 import type { TokenSet } from '../../../src/lib/token-set';
 import type { ApiRawResponse, ApiRequest } from '../../../src/provider/types';
 import { callSopGateway, chinaTimestamp, signSopParameters, SopStrategy, type SopOptions } from '../../../src/providers/sop';
 import { startSopSandbox, type RunningSopSandbox, type SopSandboxOptions } from '../../../src/sandbox/sop';
 import { createTestApp, login, startLogin, visitProvider, type TestApp } from '../../helpers/app';
+import { rsaKeyPair, type RsaKeyPair } from '../../helpers/keys';
 
 const APP_ID = '2019032617262200001';
-
-interface Keys {
-  privatePem: string;
-  publicPem: string;
-  publicKey: KeyObject;
-}
-
-function keyPair(): Keys {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  return {
-    privatePem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-    publicPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
-    publicKey,
-  };
-}
 
 /** The request-signature check, written again from the protocol text for these tests. */
 function signedPerSpec(params: Readonly<Record<string, string>>, publicKey: KeyObject): boolean {
@@ -35,12 +21,12 @@ function signedPerSpec(params: Readonly<Record<string, string>>, publicKey: KeyO
     .verify(publicKey, params['sign'] ?? '', 'base64');
 }
 
-let app: Keys;
-let stranger: Keys;
+let app: RsaKeyPair;
+let stranger: RsaKeyPair;
 
 beforeAll(() => {
-  app = keyPair();
-  stranger = keyPair();
+  app = rsaKeyPair();
+  stranger = rsaKeyPair();
 });
 
 interface Setup {

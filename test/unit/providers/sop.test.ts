@@ -15,23 +15,7 @@ import {
   type SopOptions,
   type SopSignType,
 } from '../../../src/providers/sop';
-
-interface Pair {
-  privatePem: string;
-  publicPem: string;
-  privateKey: KeyObject;
-  publicKey: KeyObject;
-}
-
-function pair(): Pair {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  return {
-    privateKey,
-    publicKey,
-    privatePem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-    publicPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
-  };
-}
+import { rsaKeyPair, type RsaKeyPair } from '../../helpers/keys';
 
 /**
  * A request-signature verifier written from the protocol text alone (not from the
@@ -57,14 +41,14 @@ function platformAnswer(nodeName: string, nodeText: string, key: KeyObject, sign
   return `{"${nodeName}":${nodeText},"sign":"${signer.sign(key, 'base64')}"}`;
 }
 
-let app: Pair;
-let platform: Pair;
-let stranger: Pair;
+let app: RsaKeyPair;
+let platform: RsaKeyPair;
+let stranger: RsaKeyPair;
 
 beforeAll(() => {
-  app = pair();
-  platform = pair();
-  stranger = pair();
+  app = rsaKeyPair();
+  platform = rsaKeyPair();
+  stranger = rsaKeyPair();
 });
 
 function options(extra: Partial<SopOptions> = {}): SopOptions {

@@ -1,0 +1,43 @@
+import type { KeyObject } from 'node:crypto';
+import { CnblogsStrategy, type CnblogsOptions } from '../../src/providers/cnblogs';
+import { SopStrategy } from '../../src/providers/sop';
+import { startSopSandbox, type RunningSopSandbox } from '../../src/sandbox/index';
+
+/**
+ * Strategies of the built-in providers, configured as their sandboxes expect (the client
+ * the sandbox knows, the callback the test app mounts).
+ */
+
+/** A CnblogsStrategy for the cnblogs sandbox at `issuer`; its API under the issuer unless `options` say otherwise. */
+export function cnblogsSandboxStrategy(issuer: string, options: Partial<CnblogsOptions> = {}): CnblogsStrategy {
+  return new CnblogsStrategy({
+    clientID: 'sandbox-client',
+    clientSecret: 'sandbox-secret',
+    callbackURL: '/auth/cnblogs/callback',
+    issuer,
+    apiURL: `${issuer}/api`,
+    ...options,
+  });
+}
+
+export interface SopAppKeys {
+  publicKey: KeyObject;
+  privateKey: KeyObject;
+}
+
+/** The sop sandbox knowing one app, `app-1`, which signs with `appKeys`. */
+export function startSopSandboxForApp(appKeys: SopAppKeys): Promise<RunningSopSandbox> {
+  return startSopSandbox({ autoApprove: true, apps: [{ appId: 'app-1', publicKey: appKeys.publicKey }] });
+}
+
+/** The SopStrategy of `app-1` against `sandbox`; the gateway is the sandbox's unless `gatewayURL` is given. */
+export function sopSandboxStrategy(sandbox: RunningSopSandbox, appKeys: SopAppKeys, gatewayURL = `${sandbox.url}/`): SopStrategy {
+  return new SopStrategy({
+    clientID: 'app-1',
+    callbackURL: '/auth/sop/callback',
+    authURL: sandbox.url,
+    gatewayURL,
+    privateKey: appKeys.privateKey,
+    platformPublicKey: sandbox.platformPublicKey,
+  });
+}
