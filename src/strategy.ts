@@ -201,7 +201,8 @@ export class OAuthKeeperStrategy<O extends ProviderOptions = ProviderOptions, Us
       throw new OAuthKeeperError(ErrorCodes.STATE_MISMATCH, `The callback's state belongs to a ${tx.provider} login, not ${provider}.`, { provider });
     }
     if (params.error !== undefined) throw this.providerError(params);
-    await this.provider.checkCallback?.(this.options, params);
+    const facts = { state, redirectUri: tx.redirectUri, ...(tx.nonce === undefined ? {} : { nonce: tx.nonce }) };
+    await this.provider.checkCallback?.(this.options, params, facts);
     if (params.code === undefined || params.code.length === 0) {
       throw new OAuthKeeperError(ErrorCodes.CALLBACK_INVALID, `The ${provider} callback carries neither a code nor an error.`, { provider });
     }
@@ -211,12 +212,7 @@ export class OAuthKeeperStrategy<O extends ProviderOptions = ProviderOptions, Us
       callback: params,
       ...(tx.codeVerifier === undefined ? {} : { codeVerifier: tx.codeVerifier }),
     });
-    const claims = await this.provider.validateTokenSet?.(
-      this.options,
-      tokenSet,
-      { state, redirectUri: tx.redirectUri, ...(tx.nonce === undefined ? {} : { nonce: tx.nonce }) },
-      params,
-    );
+    const claims = await this.provider.validateTokenSet?.(this.options, tokenSet, facts, params);
     const profile = this.provider.userProfile
       ? await this.provider.userProfile(this.options, tokenSet, claims)
       : fallbackProfile(provider, tokenSet, claims);

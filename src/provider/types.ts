@@ -132,8 +132,11 @@ export interface ProviderDefinition<O extends ProviderOptions = ProviderOptions>
   validateOptions(options: O): void;
   authorizationURL(options: O, context: AuthorizationContext): URL | Promise<URL>;
   readCallback(request: CallbackRequest): CallbackParams;
-  /** Extra callback checks (e.g. the returned app id); throws an OAuthKeeperError. */
-  checkCallback?(options: O, params: CallbackParams): void | Promise<void>;
+  /**
+   * Extra callback checks before the code is spent (the returned app id, a front-channel
+   * id_token and its nonce); throws an OAuthKeeperError.
+   */
+  checkCallback?(options: O, params: CallbackParams, facts: TransactionFacts): void | Promise<void>;
   /** Exchanges a code or a refresh token for a normalized token set. */
   requestToken(options: O, grant: Grant): Promise<TokenSet>;
   /** Post-exchange checks of the token set (id_token signature, nonce, c_hash...); returns claims. */

@@ -400,8 +400,7 @@ export function cnblogsProfile(info: Record<string, unknown>): Profile {
  */
 export function createCnblogsProvider(): ProviderDefinition<CnblogsOptions> {
   const cache = new CnblogsMetadataCache();
-  // The front-channel id_token is checked before the code is spent (checkCallback); its
-  // nonce can only be checked once the login's facts are known (validateTokenSet).
+  // The front-channel id_token, nonce included, is checked before the code is spent (checkCallback).
   const frontChannelClaims = new WeakMap<CallbackParams, JWTPayload>();
 
   const verify = async (options: CnblogsOptions, idToken: string, expect: IdTokenExpectations): Promise<JWTPayload> => {
@@ -456,9 +455,11 @@ export function createCnblogsProvider(): ProviderDefinition<CnblogsOptions> {
         return url;
       },
 
-      async checkCallback(options: CnblogsOptions, params: CallbackParams): Promise<void> {
+      async checkCallback(options: CnblogsOptions, params: CallbackParams, facts: TransactionFacts): Promise<void> {
         if (cnblogsResponseType(options) !== 'code id_token' || params.code === undefined) return;
-        frontChannelClaims.set(params, await verifyFrontChannel(options, params));
+        const claims = await verifyFrontChannel(options, params);
+        if (facts.nonce !== undefined && claims['nonce'] !== facts.nonce) throw idTokenError(ErrorCodes.ID_TOKEN_NONCE_MISMATCH, 'callback');
+        frontChannelClaims.set(params, claims);
       },
 
       async requestToken(options: CnblogsOptions, grant: Grant): Promise<TokenSet> {

@@ -344,7 +344,7 @@ describe('the sop provider definition', () => {
   });
 
   it('checks the returned app_id', () => {
-    const check = (all: Record<string, string>) => sopProvider.checkCallback!(options(), { code: 'c', all });
+    const check = (all: Record<string, string>) => sopProvider.checkCallback!(options(), { code: 'c', all }, { state: 's', redirectUri: 'http://localhost/cb' });
     expect(() => check({ code: 'c', app_id: '2019032617262200001' })).not.toThrow();
     expect(caught(() => check({ code: 'c', app_id: '2019032617262200002' })).code).toBe(ErrorCodes.CALLBACK_INVALID);
     expect(caught(() => check({ code: 'c' })).code).toBe(ErrorCodes.CALLBACK_INVALID);
