@@ -82,9 +82,15 @@ function withParameters(encoded: string, params: Record<string, string>): string
   return [...kept, new URLSearchParams(params).toString()].join('&');
 }
 
+/**
+ * A POST whose declared type is a form, or that declares no type and has no buffered body
+ * (an empty POST), takes the credentials in its body. A body of another declared type —
+ * including one too large to buffer, which the proxy streams — takes them in the query.
+ */
 function isFormBody(request: ApiRequest): boolean {
-  if (request.body === undefined || request.body.length === 0) return true;
-  return /^application\/x-www-form-urlencoded\b/i.test(request.headers.get('content-type') ?? '');
+  const type = request.headers.get('content-type');
+  if (type === null) return request.body === undefined || request.body.length === 0;
+  return /^application\/x-www-form-urlencoded\b/i.test(type);
 }
 
 function configuredScope(options: DiOptions): string {

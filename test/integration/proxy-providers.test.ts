@@ -8,6 +8,8 @@ import { sopSandboxStrategy, startSopSandboxForApp } from '../helpers/providers'
 function mountProxy(name: string) {
   return (app: TestApp['app'], keeper: TestApp['keeper']) => {
     app.use(`/api/${name}`, keeper.ensureAuthorized(name, { unauthorized: 'status' }), keeper.proxy(name));
+    // The same proxy with a tiny buffer, so that ordinary bodies stream.
+    app.use(`/streaming/${name}`, keeper.ensureAuthorized(name, { unauthorized: 'status' }), keeper.proxy(name, { maxBufferedBodyBytes: 16 }));
   };
 }
 
@@ -45,6 +47,24 @@ describe('proxy: di', () => {
     expect(sandbox.lastApiRequest!.body).toMatchObject({ client_id: 'sandbox-client', scope: 'read_cn', express: '分类号=(H04L)' });
     expect(sandbox.lastApiRequest!.body['access_token']).toBeDefined();
     expect(sandbox.diCounters.apiCredentialsInBody).toBe(1);
+  });
+
+  it('a POST body too large to buffer streams, with the credentials in the query', async () => {
+    const agent = t.agent();
+    await login(agent, '/auth/di');
+    const body = JSON.stringify({ note: 'x'.repeat(4096) });
+    await agent.post('/streaming/di/patent/search/expression?express=x').set('content-type', 'application/json').send(body).expect(200);
+    expect(sandbox.lastApiRequest!.method).toBe('POST');
+    expect(sandbox.lastApiRequest!.query).toMatchObject({ client_id: 'sandbox-client', scope: 'read_cn', express: 'x' });
+    expect(sandbox.diCounters.apiCredentialsInQuery).toBe(1);
+  });
+
+  it('a form POST too large to buffer is refused (413): its credentials belong in the body', async () => {
+    const agent = t.agent();
+    await login(agent, '/auth/di');
+    const res = await agent.post('/streaming/di/patent/search/expression').type('form').send({ express: 'x'.repeat(4096) }).expect(413);
+    expect(res.body.error).toBe('OAUTH_KEEPER_API_REQUEST_INVALID');
+    expect(sandbox.lastApiRequest).toBeUndefined();
   });
 
   it('a business error passes through untouched, without a refresh', async () => {
