@@ -56,7 +56,18 @@ export class TokenClient<O extends ProviderOptions = ProviderOptions> {
     try {
       return await operation();
     } catch (cause) {
-      if (cause instanceof OAuthKeeperError) throw cause;
+      if (cause instanceof OAuthKeeperError) {
+        if (cause.provider === undefined || cause.provider === this.name) throw cause;
+        // A provider's hooks name the provider type; the caller knows the strategy by its own name.
+        throw new OAuthKeeperError(cause.code, cause.message, {
+          status: cause.status,
+          provider: this.name,
+          transient: cause.transient,
+          ...(cause.cause === undefined ? {} : { cause: cause.cause }),
+          ...(cause.oauthError === undefined ? {} : { oauthError: cause.oauthError }),
+          ...(cause.details === undefined ? {} : { details: cause.details }),
+        });
+      }
       throw new OAuthKeeperError(
         ErrorCodes.TOKEN_ENDPOINT_FAILED,
         `The ${this.name} token request failed unexpectedly; see error.cause.`,
