@@ -49,8 +49,9 @@ export interface AuthenticateOptions {
  * PKCE, nonce), saving the session before redirecting, the callback checks and the
  * code exchange. `authenticate()` ends in exactly one of success, fail, redirect or error.
  *
- * Passport runs strategies through `Object.create(strategy)`, so state lives in plain
- * readonly properties, not `#private` fields.
+ * Every `authenticate()` call runs on an object of its own (see there), so no request's
+ * state ever lives on the strategy; that is also why configuration lives in plain
+ * readonly properties, not `#private` fields, which `Object.create` copies cannot read.
  */
 export class OAuthKeeperStrategy<O extends ProviderOptions = ProviderOptions, User = Profile> extends PassportStrategy {
   name: string;
@@ -101,6 +102,22 @@ export class OAuthKeeperStrategy<O extends ProviderOptions = ProviderOptions, Us
   }
 
   override authenticate(req: Request, options: AuthenticateOptions = {}): void {
+    // Passport assigns this request's success/fail/redirect/pass/error onto the object it
+    // calls. Given a strategy by name it calls a fresh Object.create(strategy); given an
+    // instance it calls the instance itself, shared by every request. Either way, bind
+    // this request's actions to an object of its own before the first await, so that a
+    // later request cannot swap them while this one waits for the provider.
+    const own = Object.create(this, {
+      success: { value: this.success },
+      fail: { value: this.fail },
+      redirect: { value: this.redirect },
+      pass: { value: this.pass },
+      error: { value: this.error },
+    }) as this;
+    own.run(req, options);
+  }
+
+  private run(req: Request, options: AuthenticateOptions): void {
     const params = this.provider.readCallback({
       method: req.method,
       query: (req.query ?? {}) as Record<string, unknown>,
@@ -224,6 +241,7 @@ export class OAuthKeeperStrategy<O extends ProviderOptions = ProviderOptions, Us
       return;
     }
     const info: AuthenticationInfo = { provider, tokenSet, returnTo: tx.returnTo, profile, ...(claims ? { claims } : {}) };
+    callbackSessions.set(info, req.sessionID);
     this.success(user, info as unknown as Record<string, unknown>);
   }
 
@@ -242,6 +260,17 @@ export class OAuthKeeperStrategy<O extends ProviderOptions = ProviderOptions, Us
       },
     );
   }
+}
+
+const callbackSessions = new WeakMap<AuthenticationInfo, string>();
+
+/**
+ * The session id a login's callback arrived with, for the session-fixation check of
+ * `keeper.completeLogin()`; undefined for anything but a strategy's own `info`.
+ * @internal
+ */
+export function sessionIdAtCallback(info: AuthenticationInfo): string | undefined {
+  return callbackSessions.get(info);
 }
 
 function fallbackProfile(provider: string, tokenSet: TokenSet, claims: Record<string, unknown> | undefined): Profile {

@@ -5,7 +5,7 @@ import { safeReturnTo } from '../lib/return-to.js';
 import { destroySession, ownerOf, regenerateSession, requireSession, saveSession } from '../lib/session.js';
 import { toOAuthToken, type OAuthToken } from '../lib/token-set.js';
 import type { TokenStore } from '../store/token-store.js';
-import type { AuthenticateOptions, AuthenticationInfo, OAuthKeeperStrategy } from '../strategy.js';
+import { sessionIdAtCallback, type AuthenticateOptions, type AuthenticationInfo, type OAuthKeeperStrategy } from '../strategy.js';
 import { createOAuthFetch } from '../lib/api-client.js';
 import { createProxy, type ProxyOptions } from './proxy.js';
 import { escapeHtml, isNavigation, sendError } from './respond.js';
@@ -38,6 +38,12 @@ export interface KeeperOptions {
   sessionCookieName?: string;
   /** Call `req.logIn(user)` after a login when Passport is initialized. Default true. */
   logIn?: boolean;
+  /**
+   * Answer each strategy's login and callback routes (default true). Set false when the
+   * app mounts `passport.authenticate(...)` on those routes itself; then put
+   * `keeper.completeLogin()` right after it on the callback route.
+   */
+  routes?: boolean;
   refresh?: RefreshOptions;
   logger?: KeeperLogger;
   /** Replaces the default error answer (JSON for API callers, a short page for browsers). */
@@ -127,6 +133,7 @@ export class Keeper {
         throw configurationError(`Two strategies are named "${strategy.name}"; give one of them another name option.`);
       }
       this.#strategies.set(strategy.name, strategy);
+      if (options.routes === false) continue;
       const login = this.#loginPath(strategy.name);
       const callback = new URL(strategy.options.callbackURL, 'http://callback.invalid').pathname;
       if (login === callback) {
@@ -186,7 +193,7 @@ export class Keeper {
     }
     const returnTo = safeReturnTo(req.query['returnTo']);
     this.#logger.debug?.('login started', { provider: strategy.name });
-    this.#passport.authenticate(strategy, { returnTo, sessionCookieName: this.#cookieName }, (err) => {
+    this.#passport.authenticate(perRequest(strategy), { returnTo, sessionCookieName: this.#cookieName }, (err) => {
       // Only reached when the strategy did not redirect.
       this.#fail(err ?? new Error('login did not redirect'), req, res, next);
     })(req, res, next);
@@ -200,7 +207,7 @@ export class Keeper {
         if (this.#relayIfNeeded(strategy, req, res)) return;
         const { user, info, status } = await new Promise<{ user: unknown; info: unknown; status: number | undefined }>(
           (resolve, reject) =>
-            this.#passport.authenticate(strategy, { sessionCookieName: this.#cookieName, session: false }, (err, user, info, status) =>
+            this.#passport.authenticate(perRequest(strategy), { sessionCookieName: this.#cookieName, session: false }, (err, user, info, status) =>
               err ? reject(err) : resolve({ user, info, status }),
             )(req, res, (err?: unknown) => reject(err ?? new Error('authentication passed'))),
         );
@@ -208,18 +215,54 @@ export class Keeper {
           const message = (info as { message?: string } | undefined)?.message ?? 'The account was not accepted.';
           throw new OAuthKeeperError(ErrorCodes.PROVIDER_ERROR, message, { provider: strategy.name, status: status ?? 403 });
         }
-        const result = info as AuthenticationInfo;
         await this.#establish(req, user);
-        const owner = ownerOf(req, true)!;
-        await this.store.put(owner, strategy.name, result.tokenSet);
-        await saveSession(req);
-        this.#logger.debug?.('login completed', { provider: strategy.name });
+        await this.#keepLogin(req, info as AuthenticationInfo);
         res.set('cache-control', 'no-store');
-        res.redirect(303, result.returnTo);
+        res.redirect(303, (info as AuthenticationInfo).returnTo);
       } catch (error) {
         this.#fail(error, req, res, next);
       }
     })();
+  }
+
+  /**
+   * For apps that mount `passport.authenticate(strategy, ...)` on the callback route
+   * themselves (with `routes: false`): mounted right after it, stores the login's tokens
+   * for this session, makes sure the session id changed since the callback arrived
+   * (Passport's `req.logIn` does that; with `session: false` this does), then redirects
+   * (`303`) to the login's `returnTo` — or, with `{ redirect: false }`, calls `next()`.
+   */
+  completeLogin(options: { redirect?: boolean } = {}): RequestHandler {
+    const redirect = options.redirect ?? true;
+    return (req, res, next) => {
+      void (async () => {
+        try {
+          const info = req.authInfo as AuthenticationInfo | undefined;
+          const arrivedWith = info === undefined ? undefined : sessionIdAtCallback(info);
+          if (info === undefined || arrivedWith === undefined || this.#strategies.get(info.provider) === undefined) {
+            throw configurationError(
+              'keeper.completeLogin() found no oauth-keeper login on this request: mount it right after ' +
+                'passport.authenticate(<a strategy given to oauthKeeper>) on the callback route, and do not set authInfo: false.',
+            );
+          }
+          requireSession(req, 'keeper.completeLogin()');
+          if (req.sessionID === arrivedWith) await regenerateSession(req);
+          await this.#keepLogin(req, info);
+          if (!redirect) return next();
+          res.set('cache-control', 'no-store');
+          res.redirect(303, info.returnTo);
+        } catch (error) {
+          this.#fail(error, req, res, next);
+        }
+      })();
+    };
+  }
+
+  /** Stores a completed login's tokens for this session's owner, then saves the session. */
+  async #keepLogin(req: Request, info: AuthenticationInfo): Promise<void> {
+    await this.store.put(ownerOf(req, true)!, info.provider, info.tokenSet);
+    await saveSession(req);
+    this.#logger.debug?.('login completed', { provider: info.provider });
   }
 
   /**
@@ -409,6 +452,14 @@ export function ensureAuthorized(provider: string, options: EnsureAuthorizedOpti
     }
     return handler!(req, res, next);
   };
+}
+
+/**
+ * Passport assigns a request's success/fail/redirect/error onto the object it is given:
+ * hand it an object of this request's own, never the shared strategy.
+ */
+function perRequest<S extends object>(strategy: S): S {
+  return Object.create(strategy) as S;
 }
 
 function notMounted(): OAuthKeeperError {

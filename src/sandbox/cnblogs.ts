@@ -290,8 +290,9 @@ export async function startCnblogsSandbox(options: CnblogsSandboxOptions = {}): 
     return deliver(redirectUri, mode, withState(params));
   };
 
-  const tokenEndpoint = (req: SandboxRequest): Promise<SandboxReply> =>
-    withFault(engine.takeFault('token'), async () => {
+  const tokenEndpoint = async (req: SandboxRequest): Promise<SandboxReply> => {
+    if (req.params['grant_type'] === 'authorization_code') await engine.delayCodeExchange();
+    return withFault(engine.takeFault('token'), async () => {
       engine.counters.token += 1;
       const noStore = { 'cache-control': 'no-store, no-cache, max-age=0', pragma: 'no-cache' };
       // IdentityServer answers every token error with HTTP 400 and a bare error code.
@@ -343,6 +344,7 @@ export async function startCnblogsSandbox(options: CnblogsSandboxOptions = {}): 
       });
       return reply.json(200, body, noStore);
     });
+  };
 
   const invalidToken = (): SandboxReply => ({ status: 401, headers: { 'www-authenticate': 'Bearer error="invalid_token"' }, body: '' });
 

@@ -356,8 +356,9 @@ export async function startDiSandbox(options: DiSandboxOptions = {}): Promise<Di
     return reply.json(status, { error, error_description: description }, headers);
   };
 
-  const tokenEndpoint = (req: SandboxRequest): Promise<SandboxReply> =>
-    withFault(engine.takeFault('token'), () => {
+  const tokenEndpoint = async (req: SandboxRequest): Promise<SandboxReply> => {
+    if (req.params['grant_type'] === 'authorization_code') await engine.delayCodeExchange();
+    return withFault(engine.takeFault('token'), () => {
       engine.counters.token += 1;
       recorded.token = record(req);
       if (req.method !== 'POST') return oauthError(405, 'method_not_allowed', `Request method '${req.method}' not supported`);
@@ -410,6 +411,7 @@ export async function startDiSandbox(options: DiSandboxOptions = {}): Promise<Di
       }
       return oauthError(400, 'unsupported_grant_type', `Unsupported grant type: ${grantType}`);
     });
+  };
 
   /** Spring's resource server: a Bearer header or an access_token parameter, then the platform's own checks. */
   const authenticateApi = (req: SandboxRequest, p: Record<string, string>): Grant | SandboxReply => {
@@ -441,7 +443,10 @@ export async function startDiSandbox(options: DiSandboxOptions = {}): Promise<Di
     return grant;
   };
 
-  const apiRoutes: Record<string, (p: Record<string, string>) => SandboxReply> = {
+  const apiRoutes: Record<string, (p: Record<string, string>, grant: Grant) => SandboxReply> = {
+    // Not a platform API: the sandbox's own echo of whose token called it, for tests and the example app.
+    '/api/sandbox/whoami': (_p, grant) =>
+      reply.json(200, { errorCode: OK, total: 1, context: { records: [{ userId: grant.userId, scope: grant.scope }] } }),
     '/api/patent/search/expression': (p) => searchReply(CN_PATENTS, p),
     '/api/patent/search/expression2': (p) => searchReply(EP_PATENTS, p),
     '/api/patent/detail/catalog': (p) => {
@@ -473,7 +478,7 @@ export async function startDiSandbox(options: DiSandboxOptions = {}): Promise<Di
       if (!handler) {
         return reply.json(404, { timestamp: new Date().toISOString(), status: 404, error: 'Not Found', message: 'No message available', path: req.url.pathname });
       }
-      const out = handler(p);
+      const out = handler(p, grant);
       if (out.status === 200 && out.body !== undefined && !out.body.includes(`"errorCode":"${OK}"`)) counters.apiBusinessErrors += 1;
       return out;
     });

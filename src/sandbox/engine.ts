@@ -25,6 +25,12 @@ export interface SandboxSettings {
   detectRefreshReuse: boolean;
   /** Skip the login page and approve as the first user (handy for HTTP-level tests). Default false. */
   autoApprove: boolean;
+  /**
+   * How long the token endpoint takes to answer a code exchange, in ms: a number, or
+   * `[min, max]` for a delay drawn at random per request, so that concurrent logins
+   * really overlap. Default 0.
+   */
+  codeExchangeDelayMs: number | readonly [number, number];
 }
 
 export interface SandboxCounters {
@@ -127,6 +133,8 @@ export class SandboxEngine {
   readonly #refresh = new Map<string, RefreshEntry>();
   readonly #revokedFamilies = new Set<string>();
   readonly #faults = new Map<FaultTarget, Fault[]>();
+  #exchangesWaiting = 0;
+  #peakExchangesWaiting = 0;
 
   constructor(options: Partial<SandboxSettings> & { users?: SandboxUser[]; clients?: SandboxClient[] } = {}) {
     this.settings = {
@@ -135,6 +143,7 @@ export class SandboxEngine {
       rotateRefreshTokens: options.rotateRefreshTokens ?? true,
       detectRefreshReuse: options.detectRefreshReuse ?? true,
       autoApprove: options.autoApprove ?? false,
+      codeExchangeDelayMs: options.codeExchangeDelayMs ?? 0,
     };
     this.users = options.users ?? [{ username: 'alice', password: 'wonderland', id: '1001', name: 'Alice Sandbox' }];
     this.clients = options.clients ?? [{ clientId: 'sandbox-client', clientSecret: 'sandbox-secret' }];
@@ -164,6 +173,24 @@ export class SandboxEngine {
     fault.times = (fault.times ?? 1) - 1;
     if (fault.times <= 0) list.shift();
     return fault;
+  }
+
+  /** Waits as `settings.codeExchangeDelayMs` says, before a code exchange is answered. */
+  async delayCodeExchange(): Promise<void> {
+    const delay = this.settings.codeExchangeDelayMs;
+    const ms = typeof delay === 'number' ? delay : delay[0] + Math.random() * (delay[1] - delay[0]);
+    this.#exchangesWaiting += 1;
+    this.#peakExchangesWaiting = Math.max(this.#peakExchangesWaiting, this.#exchangesWaiting);
+    try {
+      if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms));
+    } finally {
+      this.#exchangesWaiting -= 1;
+    }
+  }
+
+  /** The most code exchanges that were waiting for their answer at one time: proof that logins overlapped. */
+  get peakConcurrentCodeExchanges(): number {
+    return this.#peakExchangesWaiting;
   }
 
   resetCounters(): void {

@@ -64,8 +64,9 @@ export async function startOAuth2Sandbox(options: OAuth2SandboxOptions = {}): Pr
     return finish({ code });
   };
 
-  const tokenEndpoint = (req: SandboxRequest): Promise<SandboxReply> =>
-    withFault(engine.takeFault('token'), () => {
+  const tokenEndpoint = async (req: SandboxRequest): Promise<SandboxReply> => {
+    if (req.params['grant_type'] === 'authorization_code') await engine.delayCodeExchange();
+    return withFault(engine.takeFault('token'), () => {
       engine.counters.token += 1;
       const { clientId, clientSecret } = clientCredentials(req);
       const client = engine.authenticateClient(clientId, clientSecret);
@@ -99,6 +100,7 @@ export async function startOAuth2Sandbox(options: OAuth2SandboxOptions = {}): Pr
         noStore,
       );
     });
+  };
 
   const userinfo = (req: SandboxRequest): Promise<SandboxReply> =>
     withFault(engine.takeFault('userinfo'), () => {

@@ -332,6 +332,9 @@ export async function startSopSandbox(options: SopSandboxOptions): Promise<Runni
   const gateway = async (req: SandboxRequest): Promise<SandboxReply> => {
     gatewayCounters.requests += 1;
     const params = { ...req.params };
+    if (params['method'] === TOKEN_METHOD && /"grant_type"\s*:\s*"authorization_code"/.test(params['biz_content'] ?? '')) {
+      await engine.delayCodeExchange();
+    }
     lastGatewayRequest = params;
     const fault = engine.takeFault(params['method'] === TOKEN_METHOD ? 'token' : 'api');
     const out = await withFault(fault, () => {

@@ -60,6 +60,12 @@ app.use(session({ secret: 's', resave: false, saveUninitialized: false }));
 app.use(passport.initialize());
 app.use(keeper.middleware());
 
+// An app that mounts passport.authenticate itself: routes: false, then completeLogin() on the callback.
+const selfMounted = oauthKeeper({ strategies: [strategy], store, passport, routes: false });
+app.get('/auth/acme', passport.authenticate(strategy));
+app.get('/auth/acme/callback', passport.authenticate(strategy, { failureRedirect: '/login', keepSessionInfo: true }), selfMounted.completeLogin());
+app.get('/auth/acme/callback2', passport.authenticate('acme'), selfMounted.completeLogin({ redirect: false }));
+
 app.get('/free', (req, res) => {
   // Not behind the guard: possibly absent.
   // @ts-expect-error oauthToken may be undefined here

@@ -3,6 +3,7 @@ import { ErrorCodes, type TokenSet } from '../../../src/index';
 import type { CnblogsOptions } from '../../../src/providers/cnblogs';
 import { startCnblogsSandbox, type CnblogsSandbox, type CnblogsSandboxOptions, type IdTokenTamper } from '../../../src/sandbox/cnblogs';
 import { createTestApp, type TestApp } from '../../helpers/app';
+import { parseForm } from '../../helpers/browser-flow';
 import { cnblogsSandboxStrategy } from '../../helpers/providers';
 
 type Agent = ReturnType<typeof request.agent>;
@@ -37,26 +38,6 @@ async function setup(mode: Mode, strategy: Partial<CnblogsOptions> = {}, sandbox
 afterEach(async () => {
   while (open.length > 0) await open.pop()!.t.close();
 });
-
-function decodeEntities(text: string): string {
-  return text
-    .replace(/&#(\d+);/g, (_, n: string) => String.fromCharCode(Number(n)))
-    .replace(/&quot;/g, '"')
-    .replace(/&lt;/g, '<')
-    .replace(/&gt;/g, '>')
-    .replace(/&amp;/g, '&');
-}
-
-/** Reads a page's first form the way a browser would submit it. */
-function parseForm(html: string): { action: string; fields: Record<string, string> } {
-  const form = /<form[^>]*\baction="([^"]*)"/.exec(html);
-  if (!form) throw new Error(`no form in: ${html.slice(0, 200)}`);
-  const fields: Record<string, string> = {};
-  for (const match of html.matchAll(/<input[^>]*\bname="([^"]*)"[^>]*\bvalue="([^"]*)"/g)) {
-    fields[decodeEntities(match[1]!)] = decodeEntities(match[2]!);
-  }
-  return { action: decodeEntities(form[1]!), fields };
-}
 
 /** Starts a login and lets the provider answer, as the browser would (without the app's cookie). */
 async function authorize(agent: Agent): Promise<{ authorizeURL: URL; answer: Response }> {
