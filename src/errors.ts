@@ -46,6 +46,14 @@ export interface OAuthKeeperErrorOptions {
   oauthError?: string;
   /** True when trying again later may succeed (network, timeout, 5xx). */
   transient?: boolean;
+  /**
+   * True only when the provider said the grant itself — the code, or the refresh token —
+   * is invalid, expired or revoked (`invalid_grant` and the provider's equivalents). Only
+   * such an answer makes a refresh delete the stored tokens; faults never do.
+   */
+  grantInvalid?: boolean;
+  /** Seconds after which trying again may succeed, when known (a provider's `Retry-After`). */
+  retryAfter?: number;
   /** Anything else worth keeping for debugging; stored non-enumerable so it never reaches logs. */
   details?: Record<string, unknown>;
 }
@@ -87,6 +95,8 @@ export class OAuthKeeperError extends Error {
   readonly provider?: string;
   readonly oauthError?: string;
   readonly transient: boolean;
+  readonly grantInvalid: boolean;
+  readonly retryAfter?: number;
   declare readonly details?: Record<string, unknown>;
 
   constructor(code: ErrorCode, message: string, options: OAuthKeeperErrorOptions = {}) {
@@ -95,6 +105,8 @@ export class OAuthKeeperError extends Error {
     this.code = code;
     this.status = options.status ?? DEFAULT_STATUS[code] ?? 500;
     this.transient = options.transient ?? false;
+    this.grantInvalid = options.grantInvalid ?? false;
+    if (options.retryAfter !== undefined) this.retryAfter = options.retryAfter;
     if (options.provider !== undefined) this.provider = options.provider;
     if (options.oauthError !== undefined) this.oauthError = options.oauthError;
     if (options.details !== undefined) {

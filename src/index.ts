@@ -58,6 +58,8 @@ export type {
 } from './middleware/keeper.js';
 
 export { createProxy } from './middleware/proxy.js';
+export { guardSessionStore } from './middleware/session-store.js';
+export type { GuardSessionStoreOptions } from './middleware/session-store.js';
 export type { ForwardHeadersOption, ProxyOptions } from './middleware/proxy.js';
 export { createOAuthFetch } from './lib/api-client.js';
 export type { ApiClientOptions, OAuthFetch, OAuthFetchBody, OAuthFetchInit } from './lib/api-client.js';

@@ -118,6 +118,18 @@ export class OAuthKeeperStrategy<O extends ProviderOptions = ProviderOptions, Us
   }
 
   private run(req: Request, options: AuthenticateOptions): void {
+    const repeated = repeatedParameter(req.query) ?? (req.method === 'POST' ? repeatedParameter(req.body) : undefined);
+    if (repeated !== undefined) {
+      // state=genuine&state=forged: whichever copy a parser keeps, refuse to guess.
+      this.error(
+        new OAuthKeeperError(
+          ErrorCodes.CALLBACK_INVALID,
+          `The ${this.name} request carries the parameter "${repeated}" more than once (or as a nested value); a provider sends each once. Start the login again.`,
+          { provider: this.name },
+        ),
+      );
+      return;
+    }
     const params = this.provider.readCallback({
       method: req.method,
       query: (req.query ?? {}) as Record<string, unknown>,
@@ -276,6 +288,13 @@ export function sessionIdAtCallback(info: AuthenticationInfo): string | undefine
 function fallbackProfile(provider: string, tokenSet: TokenSet, claims: Record<string, unknown> | undefined): Profile {
   const id = claims?.['sub'] ?? tokenSet.extras['user_id'] ?? tokenSet.extras['uid'] ?? tokenSet.extras['openid'];
   return { provider, id: id === undefined ? '' : String(id) };
+}
+
+/** The first parameter that is not a single string: repeated (`a=1&a=2`) or nested (`a[b]=1`). */
+function repeatedParameter(source: unknown): string | undefined {
+  if (source === null || typeof source !== 'object') return undefined;
+  for (const [key, value] of Object.entries(source as Record<string, unknown>)) if (typeof value !== 'string') return key;
+  return undefined;
 }
 
 function hasCookie(req: Request, name: string): boolean {

@@ -16,6 +16,7 @@ const MAIN = [
   'verifyCnblogsIdToken',
   'createOAuthFetch',
   'createProxy',
+  'guardSessionStore',
   'SopStrategy',
   'callSopGateway',
   'chinaTimestamp',

@@ -8,6 +8,7 @@ import type { Keeper } from '../middleware/keeper.js';
 import type { ApiBinding, ApiRequest, ApiResponseHead, ProviderOptions } from '../provider/types.js';
 import { ownerOf } from './session.js';
 import type { TokenSet } from './token-set.js';
+import { holdsSecret, ScrubStream, scrubBuffer, secretForms } from './scrub.js';
 
 /**
  * Calls a provider's downstream API for the user of one session: the token is
@@ -279,7 +280,11 @@ export function readUpTo(stream: Readable, limit: number): Promise<ReadUpTo> {
   });
 }
 
+/** Most bytes a buffered answer may inflate to: a small compressed body must not grow without bound. */
+const MAX_DECODED_BYTES = 8 * 1024 * 1024;
+
 function decodeForInspection(buffer: Buffer, encoding: string | null): Buffer | undefined {
+  const limit = { maxOutputLength: MAX_DECODED_BYTES };
   try {
     switch ((encoding ?? 'identity').trim().toLowerCase()) {
       case 'identity':
@@ -287,11 +292,11 @@ function decodeForInspection(buffer: Buffer, encoding: string | null): Buffer | 
         return buffer;
       case 'gzip':
       case 'x-gzip':
-        return gunzipSync(buffer);
+        return gunzipSync(buffer, limit);
       case 'deflate':
-        return inflateSync(buffer);
+        return inflateSync(buffer, limit);
       case 'br':
-        return brotliDecompressSync(buffer);
+        return brotliDecompressSync(buffer, limit);
       default:
         return undefined;
     }
@@ -331,10 +336,8 @@ function headersOf(response: IncomingMessage): Headers {
  * the binding put there: drop the query parameters the binding added, then drop any header that
  * still holds the access token.
  */
-function scrubCredentials(headers: Headers, sent: ApiRequest, unattached: ApiRequest, accessToken: string): void {
+function scrubCredentials(headers: Headers, sent: ApiRequest, unattached: ApiRequest, forms: readonly Buffer[]): void {
   const added = [...sent.url.searchParams.keys()].filter((key) => !unattached.url.searchParams.has(key));
-  // Too short a value would match ordinary text; real access tokens are far longer than 8 characters.
-  const forms = accessToken.length >= 8 ? [accessToken, encodeURIComponent(accessToken)] : [];
   for (const name of ['location', 'content-location']) {
     const value = headers.get(name);
     if (value === null || added.length === 0) continue;
@@ -350,8 +353,59 @@ function scrubCredentials(headers: Headers, sent: ApiRequest, unattached: ApiReq
   headers.forEach((_value, name) => names.push(name));
   for (const name of names) {
     const value = headers.get(name) ?? '';
-    if (forms.some((form) => value.includes(form))) headers.delete(name);
+    if (holdsSecret(value, forms)) headers.delete(name);
   }
+}
+
+/**
+ * Everything the binding attached that must never come back: the access and refresh
+ * tokens, the client secret, the credentials of an Authorization header it set, and the
+ * values of the parameters it declares secret (sop's `sign`).
+ */
+function attachedSecrets(sent: ApiRequest, unattached: ApiRequest, tokenSet: TokenSet, options: ProviderOptions, names: readonly string[]): Buffer[] {
+  const secrets: Array<string | undefined> = [tokenSet.accessToken, tokenSet.refreshToken, options.clientSecret];
+  const authorization = sent.headers.get('authorization');
+  if (authorization !== null && authorization !== unattached.headers.get('authorization')) {
+    secrets.push(authorization, authorization.slice(authorization.indexOf(' ') + 1));
+  }
+  if (names.length > 0) {
+    const form = /x-www-form-urlencoded/i.test(sent.headers.get('content-type') ?? '') && sent.body ? new URLSearchParams(sent.body.toString('utf8')) : undefined;
+    for (const name of names) secrets.push(...sent.url.searchParams.getAll(name), ...(form?.getAll(name) ?? []));
+  }
+  return secretForms(secrets);
+}
+
+/**
+ * The answer with every attached secret masked (see scrub.ts). A compressed answer is
+ * decoded first, as the caller would; one in an encoding that cannot be checked is refused.
+ */
+function scrubResult(result: ApiCallResult, forms: readonly Buffer[], provider: string): ApiCallResult {
+  if (forms.length === 0 || result.body === null) return result;
+  const encoding = (result.headers.get('content-encoding') ?? 'identity').trim().toLowerCase();
+  if (Buffer.isBuffer(result.body)) {
+    const decoded = decodeForInspection(result.body, encoding);
+    if (decoded === undefined) throw uncheckable(provider, result.body);
+    if (decoded !== result.body) {
+      result.headers.delete('content-encoding');
+      result.headers.delete('content-length');
+    }
+    return { ...result, body: scrubBuffer(decoded, forms) };
+  }
+  if (!['identity', '', 'gzip', 'x-gzip', 'deflate', 'br'].includes(encoding)) throw uncheckable(provider, result.body);
+  const plain = decodedStream(result.body, result.headers);
+  const scrubbed = new ScrubStream(forms);
+  plain.on('error', (error) => scrubbed.destroy(error));
+  scrubbed.on('close', () => plain.destroy());
+  return { ...result, body: plain.pipe(scrubbed) };
+}
+
+function uncheckable(provider: string, body: Buffer | Readable): OAuthKeeperError {
+  if (body instanceof Readable) body.destroy();
+  return new OAuthKeeperError(
+    ErrorCodes.API_UPSTREAM_FAILED,
+    `The ${provider} API answered in a content encoding that cannot be decoded here, so it cannot be checked for the credentials it was sent.`,
+    { provider },
+  );
 }
 
 function hasNoBody(method: string, status: number): boolean {
@@ -576,7 +630,7 @@ export class ApiClient {
     const refresher = this.#keeper.refresher;
     const owner = ownerOf(req, false);
     if (!owner) throw authorizationRequired(provider);
-    const tokenSet = await refresher.getFresh(owner, strategy.tokens);
+    const tokenSet = await refresher.forRequest(req, owner, strategy.tokens);
     if (!tokenSet) throw authorizationRequired(provider);
     const body = await this.#prepareBody(call);
 
@@ -585,7 +639,7 @@ export class ApiClient {
 
     let next: TokenSet | null;
     try {
-      next = await refresher.getFresh(owner, strategy.tokens, tokenSet.accessToken);
+      next = await refresher.replaceRejected(req, owner, strategy.tokens, tokenSet.accessToken);
     } catch (error) {
       discard(first.result);
       throw error;
@@ -662,7 +716,8 @@ export class ApiClient {
       const status = response.statusCode ?? 502;
       const statusText = response.statusMessage ?? '';
       const headers = headersOf(response);
-      scrubCredentials(headers, request, unattached, tokenSet.accessToken);
+      const forms = attachedSecrets(request, unattached, tokenSet, options, binding.secretParameters ?? []);
+      scrubCredentials(headers, request, unattached, forms);
 
       if (binding.readResponse) {
         const raw = await readBuffered(response, this.maxBufferedResponseBytes, exchange, provider);
@@ -677,10 +732,11 @@ export class ApiClient {
             cause,
           });
         }
-        scrubCredentials(read.headers, request, unattached, tokenSet.accessToken);
+        scrubCredentials(read.headers, request, unattached, forms);
         const rejected = inspect && binding.isTokenRejected({ status: read.status, headers: read.headers, body: inspectBody(read.body, read.headers) });
         const noBody = hasNoBody(method, read.status);
-        return { rejected, result: { status: read.status, statusText, headers: read.headers, body: noBody ? null : read.body, retried: false } };
+        const result = { status: read.status, statusText, headers: read.headers, body: noBody ? null : read.body, retried: false };
+        return { rejected, result: scrubResult(result, forms, provider) };
       }
 
       if (hasNoBody(method, status)) {
@@ -711,7 +767,7 @@ export class ApiClient {
       // From here the answer streams for as long as it takes; only the caller can stop it.
       exchange.stopTimer();
       const rejected = inspect && binding.isTokenRejected(head);
-      return { rejected, result: { status, statusText, headers, body: responseBody, retried: false } };
+      return { rejected, result: scrubResult({ status, statusText, headers, body: responseBody, retried: false }, forms, provider) };
     } catch (error) {
       exchange.dispose();
       throw error;

@@ -18,6 +18,24 @@ export interface RefreshOptions {
   retryDelayMs?: number;
   /** Seconds sent in `Retry-After` when a refresh cannot be done now. Default 5. */
   retryAfterSeconds?: number;
+  /**
+   * The most time one request spends on refreshing, in ms, whatever the attempts, retries
+   * and lock waits: then it goes on with a still-valid token, or answers 503. Default 10000.
+   */
+  requestBudgetMs?: number;
+  /** A provider's `Retry-After` up to this many ms is waited out within the budget; a longer one ends the refresh at once. Default 2000. */
+  maxRetryAfterMs?: number;
+}
+
+/**
+ * One request's share of refreshing a provider's token: at most one refresh cycle, and
+ * no longer than its deadline. Made by the keeper per (request, provider).
+ */
+export interface RefreshBudget {
+  /** `Date.now()` after which this request stops waiting for a refresh. */
+  readonly deadline: number;
+  /** Set once this request has waited for a refresh cycle. */
+  spent: boolean;
 }
 
 /** Events a user can subscribe to on `keeper.events`. No event carries a token. */
@@ -27,6 +45,11 @@ export interface RefreshEvents {
   'refresh:failure': [{ provider: string; code: string; transient: boolean; retries: number }];
   'refresh:retry': [{ provider: string; attempt: number; delayMs: number }];
   'lock:wait': [{ provider: string; waitedMs: number; outcome: 'refreshed-elsewhere' | 'acquired' | 'timeout' }];
+}
+
+interface RequestEntry {
+  budget: RefreshBudget;
+  current?: Promise<TokenSet | null>;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref?.());
@@ -40,12 +63,15 @@ export class RefreshCoordinator {
   readonly events = new EventEmitter<RefreshEvents>();
   readonly #store: TokenStore;
   readonly #inFlight = new Map<string, Promise<TokenSet | null>>();
+  readonly #requests = new WeakMap<object, Map<string, RequestEntry>>();
   readonly #skewMs: number;
   readonly #leaseMs: number;
   readonly #waitMs: number;
   readonly #maxRetries: number;
   readonly #retryDelayMs: number;
   readonly retryAfterSeconds: number;
+  readonly requestBudgetMs: number;
+  readonly #maxRetryAfterMs: number;
 
   constructor(store: TokenStore, options: RefreshOptions = {}) {
     this.#store = store;
@@ -55,6 +81,8 @@ export class RefreshCoordinator {
     this.#maxRetries = options.maxRetries ?? 2;
     this.#retryDelayMs = options.retryDelayMs ?? 200;
     this.retryAfterSeconds = options.retryAfterSeconds ?? 5;
+    this.requestBudgetMs = options.requestBudgetMs ?? 10_000;
+    this.#maxRetryAfterMs = options.maxRetryAfterMs ?? 2000;
     // An EventEmitter with no 'error' listener throws; we never emit 'error'.
   }
 
@@ -62,16 +90,62 @@ export class RefreshCoordinator {
     return isExpired(set, now, this.#skewMs);
   }
 
+  /** A fresh budget for one request (see {@link RefreshBudget}). */
+  budget(now = Date.now()): RefreshBudget {
+    return { deadline: now + this.requestBudgetMs, spent: false };
+  }
+
+  /**
+   * For one request (any object that lives as long as it): the token set of (owner,
+   * provider), read and refreshed when due once, then shared by everyone in that request
+   * (the guard, the proxy, `req.oauthFetch`), all under one {@link RefreshBudget}.
+   */
+  forRequest(request: object, owner: string, client: TokenClient): Promise<TokenSet | null> {
+    const entry = this.#requestEntry(request, owner, client.name);
+    return entry.current ?? this.#remember(entry, this.getFresh(owner, client, undefined, entry.budget));
+  }
+
+  /** For one request: after the provider refused `rejected`, its replacement, within the request's budget. */
+  replaceRejected(request: object, owner: string, client: TokenClient, rejected: string): Promise<TokenSet | null> {
+    const entry = this.#requestEntry(request, owner, client.name);
+    return this.#remember(entry, this.getFresh(owner, client, rejected, entry.budget));
+  }
+
+  #requestEntry(request: object, owner: string, provider: string): RequestEntry {
+    let entries = this.#requests.get(request);
+    if (!entries) this.#requests.set(request, (entries = new Map()));
+    const key = `${owner}\u0000${provider}`;
+    let entry = entries.get(key);
+    if (!entry) entries.set(key, (entry = { budget: this.budget() }));
+    return entry;
+  }
+
+  #remember(entry: RequestEntry, pending: Promise<TokenSet | null>): Promise<TokenSet | null> {
+    entry.current = pending;
+    // A failure is not remembered: a later caller in the request reads again (its budget still holds).
+    pending.catch(() => {
+      if (entry.current === pending) delete entry.current;
+    });
+    return pending;
+  }
+
   /**
    * The current usable token set for (owner, provider), refreshed first when it is
    * about to expire; `null` when there is none. With `rejected`, the provider refused
-   * that access token: refresh unless someone already replaced it.
+   * that access token: refresh unless someone already replaced it. With a `budget`, the
+   * caller waits at most one refresh cycle, until the budget's deadline; the refresh
+   * itself goes on for whoever comes next.
    */
-  async getFresh(owner: string, client: TokenClient, rejected?: string): Promise<TokenSet | null> {
+  async getFresh(owner: string, client: TokenClient, rejected?: string, budget?: RefreshBudget): Promise<TokenSet | null> {
     const stored = await this.#store.get(owner, client.name);
     if (!stored) return null;
     if (rejected === undefined ? !this.needsRefresh(stored.tokenSet) : stored.tokenSet.accessToken !== rejected) {
       return stored.tokenSet;
+    }
+    if (budget?.spent) {
+      // This request had its refresh cycle: a rejected token goes back as it is (the caller
+      // passes the provider's answer on); an expired one is answered as unavailable.
+      return rejected === undefined ? this.#unavailable(stored.tokenSet, client.name, undefined, undefined) : stored.tokenSet;
     }
     const key = `${owner}\u0000${client.name}`;
     let flight = this.#inFlight.get(key);
@@ -79,7 +153,20 @@ export class RefreshCoordinator {
       flight = this.#refreshAcrossInstances(owner, client, stored, rejected).finally(() => this.#inFlight.delete(key));
       this.#inFlight.set(key, flight);
     }
-    return flight;
+    if (!budget) return flight;
+    budget.spent = true;
+    const remaining = budget.deadline - Date.now();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const outOfTime = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), Math.max(0, remaining));
+    });
+    try {
+      const outcome = await Promise.race([flight, outOfTime]);
+      if (outcome !== 'timeout') return outcome;
+      return this.#unavailable(stored.tokenSet, client.name, rejected, undefined);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   #isCurrent(candidate: StoredTokenSet, before: StoredTokenSet, rejected: string | undefined): boolean {
@@ -135,48 +222,64 @@ export class RefreshCoordinator {
   async #refreshHeld(owner: string, client: TokenClient, current: StoredTokenSet, rejected: string | undefined): Promise<TokenSet | null> {
     const provider = client.name;
     const started = Date.now();
+    const deadline = started + this.requestBudgetMs;
     this.events.emit('refresh:start', { provider, reason: rejected === undefined ? 'expiring' : 'rejected' });
     let retries = 0;
+    let refreshed: TokenSet;
     for (;;) {
       try {
-        const refreshed = await client.refresh(current.tokenSet);
-        const generation = await this.#store.put(owner, provider, refreshed, current.generation);
-        if (generation === null) {
-          // Someone logged out or logged in again meanwhile: their write wins.
-          const latest = await this.#store.get(owner, provider);
-          return latest?.tokenSet ?? null;
-        }
-        this.events.emit('refresh:success', { provider, durationMs: Date.now() - started, retries });
-        return refreshed;
+        refreshed = await client.refresh(current.tokenSet);
+        break;
       } catch (error) {
         const failure = error instanceof OAuthKeeperError ? error : undefined;
-        if (failure?.transient && retries < this.#maxRetries) {
-          const delayMs = this.#retryDelayMs * 2 ** retries;
+        const delayMs = failure?.retryAfter !== undefined ? failure.retryAfter * 1000 : this.#retryDelayMs * 2 ** retries;
+        const retryable = failure?.transient === true && !failure.grantInvalid && retries < this.#maxRetries;
+        if (retryable && delayMs <= this.#maxRetryAfterMs && Date.now() + delayMs < deadline) {
           retries += 1;
           this.events.emit('refresh:retry', { provider, attempt: retries, delayMs });
           await sleep(delayMs);
           continue;
         }
-        this.events.emit('refresh:failure', {
-          provider,
-          code: failure?.code ?? 'unknown',
-          transient: failure?.transient ?? false,
-          retries,
-        });
-        if (failure && !failure.transient) {
-          // Re-read first: another instance may have rotated the refresh token already.
-          const latest = await this.#store.get(owner, provider);
-          if (latest && latest.generation !== current.generation) return latest.tokenSet;
-          await this.#store.delete(owner, [provider]);
-          throw new OAuthKeeperError(
-            ErrorCodes.REAUTHORIZATION_REQUIRED,
-            `The ${provider} refresh was refused${failure.oauthError ? ` (${failure.oauthError})` : ''}; the user must authorize again.`,
-            { provider, cause: failure, ...(failure.oauthError ? { oauthError: failure.oauthError } : {}) },
-          );
-        }
-        return this.#unavailable(current.tokenSet, provider, rejected, error);
+        this.events.emit('refresh:failure', { provider, code: failure?.code ?? 'unknown', transient: failure?.transient ?? false, retries });
+        return this.#afterFailure(owner, client, current, rejected, error);
       }
     }
+    // Only the provider's answer is retried: a store fault from here on propagates as it is.
+    const generation = await this.#store.put(owner, provider, refreshed, current.generation);
+    if (generation === null) {
+      // Someone logged out or logged in again meanwhile: their write wins.
+      const latest = await this.#store.get(owner, provider);
+      return latest?.tokenSet ?? null;
+    }
+    this.events.emit('refresh:success', { provider, durationMs: Date.now() - started, retries });
+    return refreshed;
+  }
+
+  /**
+   * A refresh that did not work. Only the provider saying the grant is invalid deletes
+   * the stored set; anything else — network, provider, our own configuration — keeps it,
+   * and a still-valid token goes on being used.
+   */
+  async #afterFailure(owner: string, client: TokenClient, current: StoredTokenSet, rejected: string | undefined, error: unknown): Promise<TokenSet> {
+    const provider = client.name;
+    const failure = error instanceof OAuthKeeperError ? error : undefined;
+    // Re-read first: another instance may have rotated the refresh token meanwhile.
+    const latest = await this.#store.get(owner, provider);
+    if (latest && latest.generation !== current.generation) return latest.tokenSet;
+    if (failure && (failure.grantInvalid || failure.code === ErrorCodes.REAUTHORIZATION_REQUIRED)) {
+      await this.#store.delete(owner, [provider]);
+      if (failure.code === ErrorCodes.REAUTHORIZATION_REQUIRED) throw failure;
+      throw new OAuthKeeperError(
+        ErrorCodes.REAUTHORIZATION_REQUIRED,
+        `The ${provider} refresh was refused${failure.oauthError ? ` (${failure.oauthError})` : ''}; the user must authorize again.`,
+        { provider, cause: failure, ...(failure.oauthError ? { oauthError: failure.oauthError } : {}) },
+      );
+    }
+    if (failure && !failure.transient) {
+      if (rejected === undefined && !isExpired(current.tokenSet, Date.now())) return current.tokenSet;
+      throw failure;
+    }
+    return this.#unavailable(current.tokenSet, provider, rejected, error);
   }
 
   /**
@@ -185,10 +288,11 @@ export class RefreshCoordinator {
    */
   #unavailable(set: TokenSet, provider: string, rejected: string | undefined, cause: unknown): TokenSet {
     if (rejected === undefined && !isExpired(set, Date.now())) return set;
+    const retryAfter = cause instanceof OAuthKeeperError ? cause.retryAfter : undefined;
     throw new OAuthKeeperError(
       ErrorCodes.REFRESH_UNAVAILABLE,
       `The ${provider} token has expired and could not be refreshed right now; try again shortly.`,
-      { provider, transient: true, ...(cause === undefined ? {} : { cause }) },
+      { provider, transient: true, retryAfter: retryAfter ?? this.retryAfterSeconds, ...(cause === undefined ? {} : { cause }) },
     );
   }
 }

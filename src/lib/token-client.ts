@@ -63,6 +63,8 @@ export class TokenClient<O extends ProviderOptions = ProviderOptions> {
           status: cause.status,
           provider: this.name,
           transient: cause.transient,
+          grantInvalid: cause.grantInvalid,
+          ...(cause.retryAfter === undefined ? {} : { retryAfter: cause.retryAfter }),
           ...(cause.cause === undefined ? {} : { cause: cause.cause }),
           ...(cause.oauthError === undefined ? {} : { oauthError: cause.oauthError }),
           ...(cause.details === undefined ? {} : { details: cause.details }),

@@ -71,6 +71,29 @@ export function readLifetime(value: unknown): number | undefined {
   return Number.NaN;
 }
 
+/** Deepest nesting accepted anywhere in a token response; real ones are one or two levels deep. */
+export const MAX_TOKEN_RESPONSE_DEPTH = 16;
+
+/**
+ * RFC 6749 Appendix A: an access or refresh token is 1*VSCHAR (printable ASCII, %x20-7E).
+ * Leading or trailing spaces, or nothing but spaces, cannot survive an HTTP header either.
+ */
+export function isUsableTokenValue(value: string): boolean {
+  return /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/.test(value);
+}
+
+/** Depth of a parsed JSON value (a scalar is 0), counted without recursion. */
+function depthExceeds(value: unknown, limit: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (node === null || typeof node !== 'object') continue;
+    if (depth + 1 > limit) return true;
+    for (const child of Object.values(node as Record<string, unknown>)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
 export interface NormalizeOptions {
   now?: number;
   /** Lifetimes at or below zero mean "never expires" (sop). Default: they mean "already expired". */
@@ -87,8 +110,10 @@ export function normalizeTokenResponse(
   options: NormalizeOptions = {},
 ): TokenSet | string {
   const now = options.now ?? Date.now();
+  if (depthExceeds(body, MAX_TOKEN_RESPONSE_DEPTH)) return `it is nested deeper than ${MAX_TOKEN_RESPONSE_DEPTH} levels`;
   const accessToken = body['access_token'];
   if (typeof accessToken !== 'string' || accessToken.length === 0) return 'it has no access_token';
+  if (!isUsableTokenValue(accessToken)) return 'its access_token holds characters a token cannot have (RFC 6749 allows printable ASCII only)';
   const tokenType = body['token_type'] ?? 'Bearer';
   if (typeof tokenType !== 'string') return 'its token_type is not a string';
   const expiresIn = readLifetime(body['expires_in']);
@@ -98,6 +123,9 @@ export function normalizeTokenResponse(
   const refreshToken = body['refresh_token'];
   if (refreshToken !== undefined && refreshToken !== null && typeof refreshToken !== 'string') {
     return 'its refresh_token is not a string';
+  }
+  if (typeof refreshToken === 'string' && refreshToken.length > 0 && !isUsableTokenValue(refreshToken)) {
+    return 'its refresh_token holds characters a token cannot have (RFC 6749 allows printable ASCII only)';
   }
   const scope = body['scope'];
   const idToken = body['id_token'];

@@ -1,4 +1,4 @@
-import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
 import { configurationError, ErrorCodes, OAuthKeeperError } from '../errors.js';
 import { RefreshCoordinator, type RefreshOptions } from '../lib/refresh.js';
 import { safeReturnTo } from '../lib/return-to.js';
@@ -286,9 +286,10 @@ export class Keeper {
    */
   #relayIfNeeded(strategy: OAuthKeeperStrategy<any, any>, req: Request, res: Response): boolean {
     if (req.method === 'POST' && strategy.provider.formPostCallback && !hasCookie(req, this.#cookieName) && req.body?.['oauth_keeper_relay'] === undefined) {
+      // Every value goes through, repeated ones too: the strategy refuses a repeated parameter.
       const fields = Object.entries(req.body as Record<string, unknown>)
-        .filter(([, v]) => typeof v === 'string')
-        .map(([k, v]) => `<input type="hidden" name="${escapeHtml(k)}" value="${escapeHtml(v as string)}">`)
+        .flatMap(([k, v]) => (Array.isArray(v) ? v : [v]).filter((one): one is string => typeof one === 'string').map((one) => [k, one] as const))
+        .map(([k, v]) => `<input type="hidden" name="${escapeHtml(k)}" value="${escapeHtml(v)}">`)
         .join('');
       sendRelayPage(res, `<form method="post" action="${escapeHtml(req.originalUrl)}">${fields}<input type="hidden" name="oauth_keeper_relay" value="1"><noscript><button>Continue</button></noscript></form><script>document.forms[0].submit()</script>`);
       return true;
@@ -333,9 +334,6 @@ export class Keeper {
           if (error instanceof OAuthKeeperError && error.code === ErrorCodes.REAUTHORIZATION_REQUIRED) {
             return this.#unauthorized(req, res, strategy.name, behaviour, error);
           }
-          if (error instanceof OAuthKeeperError && error.code === ErrorCodes.REFRESH_UNAVAILABLE) {
-            res.set('retry-after', String(this.refresher.retryAfterSeconds));
-          }
           this.#fail(error, req, res, next);
         }
       })();
@@ -354,7 +352,7 @@ export class Keeper {
   async token(req: Request, provider: string): Promise<OAuthToken | null> {
     const owner = ownerOf(req, false);
     if (!owner) return null;
-    const set = await this.refresher.getFresh(owner, this.strategy(provider).tokens);
+    const set = await this.refresher.forRequest(req, owner, this.strategy(provider).tokens);
     return set ? toOAuthToken(provider, set) : null;
   }
 
@@ -412,6 +410,19 @@ export class Keeper {
     };
   }
 
+  /**
+   * Mount last (`app.use(keeper.errorHandler())`): answers the package's own errors that
+   * reach Express's error chain — such as a session store wrapped by
+   * `guardSessionStore()` being down (503 with `Retry-After`) — the way the keeper's
+   * routes answer (through `onError` when given); passes every other error on.
+   */
+  errorHandler(): ErrorRequestHandler {
+    return (error: unknown, req: Request, res: Response, next: NextFunction) => {
+      if (!(error instanceof OAuthKeeperError) || res.headersSent) return next(error);
+      this.#fail(error, req, res, next);
+    };
+  }
+
   /** Removes one provider's tokens from this session (revoking first when supported). */
   async disconnect(req: Request, provider: string, revoke = true): Promise<void> {
     const owner = ownerOf(req, false);
@@ -430,6 +441,7 @@ export class Keeper {
         ? error
         : new OAuthKeeperError(ErrorCodes.PROVIDER_ERROR, 'The sign-in could not be completed; see error.cause.', { cause: error, status: 500 });
     this.#logger.warn?.('oauth-keeper error', { code: known.code, provider: known.provider, status: known.status });
+    if (known.retryAfter !== undefined && !res.headersSent) res.set('retry-after', String(known.retryAfter));
     if (this.#onError) return this.#onError(known, req, res, next);
     sendError(req, res, known);
   }
@@ -491,7 +503,8 @@ function sendRelayPage(res: Response, body: string): void {
   res.type('html').send(`<!doctype html><meta charset="utf-8"><title>Signing in…</title>${body}`);
 }
 
-async function readForm(req: Request): Promise<Record<string, string>> {
+/** An urlencoded body; a name given twice keeps every value, so the strategy can refuse it. */
+async function readForm(req: Request): Promise<Record<string, string | string[]>> {
   const type = req.get('content-type') ?? '';
   if (!/application\/x-www-form-urlencoded/i.test(type)) return {};
   const chunks: Buffer[] = [];
@@ -503,5 +516,10 @@ async function readForm(req: Request): Promise<Record<string, string>> {
     }
     chunks.push(chunk);
   }
-  return Object.fromEntries(new URLSearchParams(Buffer.concat(chunks).toString('utf8')));
+  const form: Record<string, string | string[]> = {};
+  for (const [name, value] of new URLSearchParams(Buffer.concat(chunks).toString('utf8'))) {
+    const before = form[name];
+    form[name] = before === undefined ? value : [...(Array.isArray(before) ? before : [before]), value];
+  }
+  return form;
 }

@@ -245,6 +245,7 @@ export function createProxy(keeper: Keeper, provider: string, options: ProxyOpti
       res.destroy();
       return;
     }
+    if (error.retryAfter !== undefined) res.set('retry-after', String(error.retryAfter));
     if (options.onError) return options.onError(error, req, res, next);
     sendProxyError(keeper, res, error);
   };
@@ -325,7 +326,7 @@ export function sendProxyError(keeper: Pick<Keeper, 'loginURL' | 'refresher'>, r
   res.status(error.status);
   res.set('cache-control', 'no-store');
   const extra: Record<string, unknown> = {};
-  if (error.code === ErrorCodes.REFRESH_UNAVAILABLE) res.set('retry-after', String(keeper.refresher.retryAfterSeconds));
+  if (error.retryAfter !== undefined) res.set('retry-after', String(error.retryAfter));
   if (error.status === 401 && error.provider !== undefined) {
     const loginUrl = keeper.loginURL(error.provider);
     const kind = error.code === ErrorCodes.REAUTHORIZATION_REQUIRED ? 'reauthorization_required' : 'authorization_required';

@@ -45,6 +45,8 @@ export interface ApiSpec<O extends ProviderOptions> {
   isTokenRejected?: (response: ApiResponseHead) => boolean;
   /** Rewrites a buffered answer (see ApiBinding.readResponse). */
   readResponse?: ApiBinding<O>['readResponse'];
+  /** Parameters `attach` sends whose values never come back to the caller (see ApiBinding.secretParameters). */
+  secretParameters?: readonly string[];
 }
 
 /** The description of a standard RFC 6749 provider; see {@link defineProvider}. */
@@ -68,6 +70,12 @@ export interface ProviderSpec<O extends ProviderOptions = ProviderOptions> {
   /** Unwraps a token response before it is normalized. */
   unwrapTokenResponse?: (body: unknown) => unknown;
   tokenResponse?: Pick<NormalizeOptions, 'nonPositiveLifetimeMeansNever'>;
+  /**
+   * OAuth error codes by which the token endpoint says the grant (code or refresh token)
+   * is invalid, expired or revoked; only these make a refresh delete the stored tokens.
+   * Default `['invalid_grant']`.
+   */
+  grantInvalidErrors?: readonly string[];
   /** Maps the userinfo JSON to a profile. Default: `sub` or `id`, and `name`. */
   profile?: (userInfo: Record<string, unknown>) => Omit<Profile, 'provider'>;
   api?: ApiSpec<O>;
@@ -139,6 +147,7 @@ export function defineProvider<O extends ProviderOptions = ProviderOptions>(spec
         attach: spec.api.attach ?? ((request: ApiRequest, token: TokenSet) => attachBearer(request, token)),
         isTokenRejected: spec.api.isTokenRejected ?? isHttp401,
         ...(spec.api.readResponse ? { readResponse: spec.api.readResponse } : {}),
+        ...(spec.api.secretParameters ? { secretParameters: Object.freeze([...spec.api.secretParameters]) } : {}),
       })
     : undefined;
 
@@ -188,6 +197,7 @@ export function defineProvider<O extends ProviderOptions = ProviderOptions>(spec
             parameterPlacement: spec.tokenParameters ?? 'body',
             ...(spec.unwrapTokenResponse ? { unwrap: spec.unwrapTokenResponse } : {}),
             ...(spec.tokenResponse ? { normalize: spec.tokenResponse } : {}),
+            ...(spec.grantInvalidErrors ? { grantInvalidErrors: spec.grantInvalidErrors } : {}),
           },
           options,
           grant,

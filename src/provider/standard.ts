@@ -49,6 +49,26 @@ export interface StandardTokenRequestConfig {
   unwrap?: (body: unknown) => unknown;
   normalize?: NormalizeOptions;
   extraHeaders?: Record<string, string>;
+  /**
+   * OAuth error codes by which this provider says the grant itself (code or refresh
+   * token) is invalid, expired or revoked: only these make a refresh delete the stored
+   * tokens. Default `['invalid_grant']` (RFC 6749 §5.2).
+   */
+  grantInvalidErrors?: readonly string[];
+}
+
+const DEFAULT_GRANT_INVALID = Object.freeze(['invalid_grant']);
+
+/**
+ * RFC 9110 §10.2.3 `Retry-After`: delay-seconds or an HTTP-date, as seconds from now;
+ * undefined when absent or unreadable.
+ */
+export function readRetryAfter(headers: Headers | undefined, now = Date.now()): number | undefined {
+  const value = headers?.get('retry-after')?.trim();
+  if (value === undefined || value === '') return undefined;
+  if (/^\d{1,9}$/.test(value)) return Number(value);
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - now) / 1000));
 }
 
 export function grantParameters(grant: Grant): Record<string, string> {
@@ -95,27 +115,44 @@ export async function standardTokenRequest(
     if (cause instanceof TransportError) throw tokenTransportError(config.provider, cause);
     throw cause;
   }
-  return readTokenResponse(config, response.status, response.text);
+  return readTokenResponse(config, response.status, response.text, response.headers);
 }
 
 /** Turns a token endpoint's answer into a token set or a typed error; never echoes the body. */
 export function readTokenResponse(
-  config: Pick<StandardTokenRequestConfig, 'provider' | 'unwrap' | 'normalize'>,
+  config: Pick<StandardTokenRequestConfig, 'provider' | 'unwrap' | 'normalize' | 'grantInvalidErrors'>,
   status: number,
   text: string,
+  headers?: Headers,
 ): TokenSet {
   const provider = config.provider;
   const parsed = parseJson(text);
   const raw = { status, body: text };
+  const grantInvalid = (oauthError: string | undefined) =>
+    oauthError !== undefined && (config.grantInvalidErrors ?? DEFAULT_GRANT_INVALID).includes(oauthError);
   if (status < 200 || status >= 300) {
     const oauthError = isRecord(parsed) && typeof parsed['error'] === 'string' ? parsed['error'] : undefined;
-    const transient = status >= 500 || status === 429;
+    const invalid = status < 500 && grantInvalid(oauthError);
+    const transient = !invalid && (status >= 500 || status === 429);
+    const retryAfter = transient ? readRetryAfter(headers) : undefined;
     throw new OAuthKeeperError(
       ErrorCodes.TOKEN_ENDPOINT_FAILED,
       `The ${provider} token endpoint answered HTTP ${status}` +
         (oauthError ? ` with "${oauthError}"` : '') +
-        (transient ? '; it may work on a later try.' : '. Check the client id, secret and redirect URI registered with the provider.'),
-      { provider, status: 502, transient, details: raw, ...(oauthError ? { oauthError } : {}) },
+        (invalid
+          ? ': the grant is invalid, expired or revoked; the user must authorize again.'
+          : transient
+            ? '; it may work on a later try.'
+            : '. Check the client id, secret and redirect URI registered with the provider.'),
+      {
+        provider,
+        status: 502,
+        transient,
+        grantInvalid: invalid,
+        details: raw,
+        ...(oauthError ? { oauthError } : {}),
+        ...(retryAfter === undefined ? {} : { retryAfter }),
+      },
     );
   }
   const malformed = (why: string) =>
@@ -131,7 +168,7 @@ export function readTokenResponse(
     throw new OAuthKeeperError(
       ErrorCodes.TOKEN_ENDPOINT_FAILED,
       `The ${provider} token endpoint answered "${body['error']}".`,
-      { provider, oauthError: body['error'], details: raw },
+      { provider, oauthError: body['error'], grantInvalid: grantInvalid(body['error']), details: raw },
     );
   }
   const normalized = normalizeTokenResponse(body, config.normalize);

@@ -108,6 +108,12 @@ export interface ApiBinding<O extends ProviderOptions = ProviderOptions> {
    * Throws an OAuthKeeperError (e.g. RESPONSE_SIGNATURE_INVALID) to refuse an answer.
    */
   readResponse?(response: ApiRawResponse, request: ApiRequest, options: O): ApiRawResponse | Promise<ApiRawResponse>;
+  /**
+   * Names of query or form parameters `attach` sends whose values must never come back
+   * to the caller (sop: `sign`). The access and refresh tokens, the client secret and an
+   * Authorization header the binding sets are always kept out of answers.
+   */
+  readonly secretParameters?: readonly string[];
 }
 
 /** How the login transaction's state travels: the `state` parameter, or inside redirect_uri. */

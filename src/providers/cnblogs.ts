@@ -356,6 +356,10 @@ export async function verifyCnblogsIdToken(
   } catch (error) {
     throw mapJoseError(error, channel);
   }
+  // jose checks exp and nbf but not iat: an id_token issued in the future is refused with the same tolerance.
+  if (typeof payload.iat !== 'number' || payload.iat > Date.now() / 1000 + (options.clockToleranceSeconds ?? 60)) {
+    throw idTokenError(ErrorCodes.ID_TOKEN_INVALID, channel, 'its iat (issued at) lies in the future beyond clockToleranceSeconds; check the clocks of this server and the provider');
+  }
   if (Array.isArray(payload.aud) && payload.aud.length > 1 && payload['azp'] !== options.clientID) {
     throw idTokenError(ErrorCodes.ID_TOKEN_AUDIENCE_MISMATCH, channel, 'it names several audiences and its azp is not clientID');
   }

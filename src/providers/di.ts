@@ -165,6 +165,8 @@ export const diProvider = defineProvider<DiOptions>({
   // The platform documents every token parameter, the secret included, in the query string with an empty body.
   tokenParameters: 'query',
   unwrapTokenResponse: unwrapDiTokenResponse,
+  // Spring answers an expired refresh token with 401 invalid_token ("Invalid refresh token (expired)").
+  grantInvalidErrors: ['invalid_grant', 'invalid_token'],
   api: {
     baseURL: (o) => `${diBaseURL(o)}/api`,
     attach: attachDiCredentials,

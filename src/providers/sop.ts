@@ -441,6 +441,9 @@ function throwIfGatewayError(provider: string, method: string, node: Record<stri
   );
 }
 
+/** The auth service's answers that say the code or refresh token itself is no good; nothing else deletes a stored token. */
+const SOP_GRANT_INVALID = new Set(['invalid_grant', 'expired_token']);
+
 /** Maps a verified `open.auth.token.app` node to a token set, or throws the typed failure. */
 export function readSopTokenNode(node: Record<string, unknown>, provider = 'sop', now = Date.now()): TokenSet {
   throwIfGatewayError(provider, SOP_TOKEN_METHOD, node);
@@ -449,6 +452,7 @@ export function readSopTokenNode(node: Record<string, unknown>, provider = 'sop'
     throw new OAuthKeeperError(ErrorCodes.TOKEN_ENDPOINT_FAILED, `The ${provider} auth service refused ${SOP_TOKEN_METHOD} with "${error}".`, {
       provider,
       oauthError: error,
+      grantInvalid: SOP_GRANT_INVALID.has(error),
       details: { description: node['error_description'], requestId: node['request_id'] },
     });
   }
@@ -755,6 +759,8 @@ export const sopProvider = defineProvider<SopOptions>({
     attach,
     isTokenRejected,
     readResponse,
+    // The signature over the user's call is not the caller's to see; app_auth_token is the access token.
+    secretParameters: ['sign', 'app_auth_token'],
   },
   hooks: {
     validateOptions,

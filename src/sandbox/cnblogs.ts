@@ -15,7 +15,7 @@ import {
 } from './server.js';
 
 /** How the sandbox spoils the id_tokens it issues, to test that a client refuses them. */
-export type IdTokenTamper = 'signature' | 'nonce' | 'aud' | 'iss' | 'expired' | 'c_hash';
+export type IdTokenTamper = 'signature' | 'nonce' | 'aud' | 'iss' | 'expired' | 'c_hash' | 'iat_future';
 
 /** A cnblogs user: a GUID `id` (the `sub`) plus the blog fields the API answers with. */
 export interface CnblogsSandboxUser extends SandboxUser {
@@ -173,10 +173,11 @@ export async function startCnblogsSandbox(options: CnblogsSandboxOptions = {}): 
     const iat = tamper === 'expired' ? now - 3 * knobs.idTokenTtlSeconds - 600 : now;
     const claims: JWTPayload = {
       nbf: iat,
-      exp: iat + knobs.idTokenTtlSeconds,
+      exp: iat + knobs.idTokenTtlSeconds + (tamper === 'iat_future' ? 3600 : 0),
       iss: tamper === 'iss' ? `${issuer}/other-tenant` : issuer,
       aud: tamper === 'aud' ? 'some-other-client' : grant.clientId,
-      iat,
+      // iat_future: valid nbf and exp, but issued an hour from now.
+      iat: tamper === 'iat_future' ? iat + 3600 : iat,
       sub: grant.userId,
       auth_time: Number(grant.extra['authTime'] ?? iat),
       // As in the id_token the provider's document shows.

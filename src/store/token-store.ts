@@ -16,6 +16,14 @@ export interface TokenStoreOptions {
    * token when there is no refresh token, has expired). Default 30 days.
    */
   maxAgeSeconds?: number;
+  /**
+   * Longest wait for one backend operation, in ms: then the request gets 503
+   * `OAUTH_KEEPER_STORE_UNAVAILABLE` with `Retry-After`, whatever the Redis client does
+   * (its own `commandTimeout` and offline queue decide how soon it fails by itself). Default 3000.
+   */
+  timeoutMs?: number;
+  /** Seconds sent in `Retry-After` when the store cannot be reached. Default 2. */
+  retryAfterSeconds?: number;
 }
 
 export interface StoredTokenSet {
@@ -32,6 +40,8 @@ export class TokenStore {
   readonly #cipher: TokenCipher;
   readonly #prefix: string;
   readonly #maxAge: number;
+  readonly #timeoutMs: number;
+  readonly #retryAfter: number;
 
   constructor(options: TokenStoreOptions) {
     if (!options || typeof options.backend?.read !== 'function') {
@@ -42,6 +52,10 @@ export class TokenStore {
     this.#prefix = options.prefix ?? 'oauth-keeper:';
     this.#maxAge = options.maxAgeSeconds ?? DEFAULT_MAX_AGE;
     if (!(this.#maxAge > 0)) throw configurationError('TokenStore maxAgeSeconds must be a positive number of seconds.');
+    this.#timeoutMs = options.timeoutMs ?? 3000;
+    this.#retryAfter = options.retryAfterSeconds ?? 2;
+    if (!(this.#timeoutMs > 0)) throw configurationError('TokenStore timeoutMs must be a positive number of milliseconds (default 3000).');
+    if (!(this.#retryAfter >= 0)) throw configurationError('TokenStore retryAfterSeconds must be a number of seconds, 0 or more (default 2).');
   }
 
   /** `{owner}` is a Redis Cluster hash tag: every key of one session shares a slot. */
@@ -83,14 +97,25 @@ export class TokenStore {
   }
 
   async #call<T>(operation: () => Promise<T>): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Error(`no answer within ${this.#timeoutMs} ms`);
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(timedOut), this.#timeoutMs);
+    });
     try {
-      return await operation();
+      const pending = operation();
+      // Settled late, after the timeout answered: nothing is waiting for it any more.
+      pending.catch(() => undefined);
+      return await Promise.race([pending, timeout]);
     } catch (cause) {
       throw new OAuthKeeperError(
         ErrorCodes.STORE_UNAVAILABLE,
-        'The token store could not be reached. Check that Redis is up and the client passed to RedisBackend is connected.',
-        { cause },
+        `The token store could not be reached${cause === timedOut ? ` (${timedOut.message})` : ''}. ` +
+          'Check that Redis is up and the client passed to RedisBackend is connected.',
+        { cause, retryAfter: this.#retryAfter },
       );
+    } finally {
+      clearTimeout(timer);
     }
   }
 }

@@ -192,7 +192,7 @@ describe('invalid_grant after another instance rotated', () => {
           if (grant.grantType === 'refresh_token' && rotateElsewhere) {
             // Another instance refreshed first (its lease had lapsed): our refresh token is now spent.
             await rotateElsewhere();
-            throw new OAuthKeeperError(ErrorCodes.TOKEN_ENDPOINT_FAILED, 'spent', { oauthError: 'invalid_grant' });
+            throw new OAuthKeeperError(ErrorCodes.TOKEN_ENDPOINT_FAILED, 'spent', { oauthError: 'invalid_grant', grantInvalid: true });
           }
           return standardTokenRequest({ provider: 'example', url: `${options.baseURL}/token`, clientAuthentication: 'client_secret_post', parameterPlacement: 'body' }, options, grant);
         },

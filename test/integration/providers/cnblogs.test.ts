@@ -176,6 +176,7 @@ const TAMPER_CODES: Record<IdTokenTamper, string> = {
   iss: ErrorCodes.ID_TOKEN_ISSUER_MISMATCH,
   expired: ErrorCodes.ID_TOKEN_EXPIRED,
   c_hash: ErrorCodes.ID_TOKEN_CODE_HASH_MISMATCH,
+  iat_future: ErrorCodes.ID_TOKEN_INVALID,
 };
 
 const TAMPER_CASES = (['code', 'form_post', 'fragment'] as const).flatMap((mode) =>

@@ -61,16 +61,18 @@ function provider(api: Partial<ApiSpec<Options>> = {}) {
 /** A keeper stand-in: the provider's definition and a scripted refresher. */
 function fakeKeeper(definition: ReturnType<typeof provider>, apiURL: string, tokens: Array<TokenSet | null | Error>) {
   const calls: Array<string | undefined> = [];
+  const next = async (rejected?: string) => {
+    calls.push(rejected);
+    const answer = tokens.shift();
+    if (answer instanceof Error) throw answer;
+    return answer ?? null;
+  };
   const keeper = {
     strategy: () => ({ name: 'acme', provider: definition, options: { clientID: 'c', callbackURL: '/cb', apiURL }, tokens: { name: 'acme' } }),
     refresher: {
       retryAfterSeconds: 5,
-      getFresh: async (_owner: string, _client: unknown, rejected?: string) => {
-        calls.push(rejected);
-        const next = tokens.shift();
-        if (next instanceof Error) throw next;
-        return next ?? null;
-      },
+      forRequest: () => next(),
+      replaceRejected: (_request: object, _owner: string, _client: unknown, rejected: string) => next(rejected),
     },
   } as unknown as ApiKeeper;
   return { keeper, calls };
@@ -217,9 +219,10 @@ describe('ApiClient', () => {
       const plain = await client.call(req, { method: 'GET', url: client.resolve('/text'), headers: new Headers() });
       const ok = await client.call(req, { method: 'GET', url: client.resolve('/ok'), headers: new Headers() });
       expect(seenHeads.map((h) => h.body)).toEqual([{ error: 'bad' }, 'nope', undefined]);
-      // The inspected answer is handed on as received (still compressed), the success as a stream.
+      // The inspected answer is handed on decoded (it was checked for credentials), the success as a stream.
       expect(Buffer.isBuffer(gz.body)).toBe(true);
-      expect(gz.headers.get('content-encoding')).toBe('gzip');
+      expect(gz.headers.get('content-encoding')).toBeNull();
+      expect(await text(gz.body)).toBe('{"error":"bad"}');
       expect(await text(plain.body)).toBe('nope');
       expect(ok.body).toBeInstanceOf(Readable);
       expect(await text(ok.body)).toBe('{"ok":true}');
@@ -316,7 +319,8 @@ describe('createOAuthFetch', () => {
     expect(response).toBeInstanceOf(Response);
     expect(response.headers.get('content-encoding')).toBeNull();
     expect(response.url).toBe(`${upstream.url}/api/users?page=2`);
-    expect(await response.json()).toEqual({ auth: 'Bearer tok', url: '/api/users?page=2' });
+    // The credentials the client attached never come back, not even through oauthFetch: masked, same length.
+    expect(await response.json()).toEqual({ auth: '*'.repeat('Bearer tok'.length), url: '/api/users?page=2' });
   });
 
   it('sends fetch body types with their default content type', async () => {
