@@ -83,7 +83,7 @@ declare global {
        * attached the provider's way, refreshed first when due, retried once after a rejection.
        * A path is resolved under the provider's API base.
        */
-      oauthFetch?: (provider: string, input: string | URL, init?: RequestInit) => Promise<Response>;
+      oauthFetch?: (provider: string, input: string | URL, init?: RequestInit) => Promise<globalThis.Response>;
     }
   }
 }

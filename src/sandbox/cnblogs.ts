@@ -32,6 +32,8 @@ export interface CnblogsSandboxOptions extends Partial<SandboxSettings>, Sandbox
   idTokenTamper?: IdTokenTamper | null;
   /** id_token lifetime in seconds. Default 300, as the provider's. */
   idTokenTtlSeconds?: number;
+  /** See {@link CnblogsSandbox.mutateTokenAnswer}. Default null. */
+  mutateTokenAnswer?: ((body: Record<string, unknown>) => unknown) | null;
   /** Display name on the login page. Default "博客园 (cnblogs) sandbox". */
   title?: string;
 }
@@ -61,6 +63,8 @@ export interface CnblogsSandbox extends RunningSandbox {
   /** Spoils every id_token issued from now on; `null` issues good ones. */
   idTokenTamper: IdTokenTamper | null;
   idTokenTtlSeconds: number;
+  /** Test aid: rewrites each successful token answer; returns what to send instead (a string as is, anything else as JSON). */
+  mutateTokenAnswer: ((body: Record<string, unknown>) => unknown) | null;
   /** Downloads of the discovery document and of the JWKS (the engine counts the rest). */
   readonly oidcCounters: CnblogsSandboxCounters;
   /** Everything issued so far, newest last. */
@@ -149,7 +153,11 @@ export async function startCnblogsSandbox(options: CnblogsSandboxOptions = {}): 
     users: options.users ?? DEFAULT_USERS.map((u) => ({ ...u })),
   });
   const title = options.title ?? '博客园 (cnblogs) sandbox';
-  const knobs = { idTokenTamper: options.idTokenTamper ?? null, idTokenTtlSeconds: options.idTokenTtlSeconds ?? 300 };
+  const knobs = {
+    idTokenTamper: options.idTokenTamper ?? null,
+    idTokenTtlSeconds: options.idTokenTtlSeconds ?? 300,
+    mutateTokenAnswer: options.mutateTokenAnswer ?? null,
+  };
   const oidcCounters: CnblogsSandboxCounters = { discovery: 0, jwks: 0 };
   const issued: CnblogsIssued[] = [];
   const oidcFaults = new Map<CnblogsSandboxFaultTarget, Fault[]>();
@@ -343,7 +351,9 @@ export async function startCnblogsSandbox(options: CnblogsSandboxOptions = {}): 
         ...(issuedTokens.refreshToken === undefined ? {} : { refreshToken: issuedTokens.refreshToken }),
         ...(typeof body['id_token'] === 'string' ? { idToken: body['id_token'] } : {}),
       });
-      return reply.json(200, body, noStore);
+      const answer = knobs.mutateTokenAnswer ? knobs.mutateTokenAnswer(body) : body;
+      if (typeof answer === 'string') return { status: 200, headers: { 'content-type': 'application/json;charset=UTF-8', ...noStore }, body: answer };
+      return reply.json(200, answer, noStore);
     });
   };
 
@@ -492,6 +502,12 @@ export async function startCnblogsSandbox(options: CnblogsSandboxOptions = {}): 
     },
     set idTokenTtlSeconds(value: number) {
       knobs.idTokenTtlSeconds = value;
+    },
+    get mutateTokenAnswer() {
+      return knobs.mutateTokenAnswer;
+    },
+    set mutateTokenAnswer(value: ((body: Record<string, unknown>) => unknown) | null) {
+      knobs.mutateTokenAnswer = value;
     },
     oidcCounters,
     issued,

@@ -22,6 +22,12 @@ export interface DiWireSettings {
    * client + user + scope instead of a new one, with a smaller `expires_in`. Default false.
    */
   reuseUnexpiredTokens: boolean;
+  /**
+   * Spring's InvalidTokenException puts the whole token in its message
+   * (`Invalid access token: <token>`), as the platform answers; false (default) shows
+   * only its first characters.
+   */
+  echoTokensInErrors: boolean;
 }
 
 export interface DiSandboxOptions extends Partial<SandboxSettings>, Partial<DiWireSettings>, SandboxServerOptions {
@@ -272,7 +278,9 @@ export async function startDiSandbox(options: DiSandboxOptions = {}): Promise<Di
     tokenResponseShape: options.tokenResponseShape ?? 'object',
     expiresInType: options.expiresInType ?? 'number',
     reuseUnexpiredTokens: options.reuseUnexpiredTokens ?? false,
+    echoTokensInErrors: options.echoTokensInErrors ?? false,
   };
+  const shown = (value: string) => (wire.echoTokensInErrors ? value : truncate(value));
   const counters: DiCounters = {
     tokenParametersInQuery: 0,
     tokenParametersInBody: 0,
@@ -403,9 +411,9 @@ export async function startDiSandbox(options: DiSandboxOptions = {}): Promise<Di
         const refreshToken = p['refresh_token'] ?? '';
         const result = engine.refresh(refreshToken, client.clientId);
         if ('error' in result) {
-          if (/another client/.test(result.description)) return oauthError(400, 'invalid_grant', `Wrong client for this refresh token: ${truncate(refreshToken)}`);
-          if (/expired/.test(result.description)) return oauthError(401, 'invalid_token', `Invalid refresh token (expired): ${truncate(refreshToken)}`);
-          return oauthError(400, 'invalid_grant', `Invalid refresh token: ${truncate(refreshToken)}`);
+          if (/another client/.test(result.description)) return oauthError(400, 'invalid_grant', `Wrong client for this refresh token: ${shown(refreshToken)}`);
+          if (/expired/.test(result.description)) return oauthError(401, 'invalid_token', `Invalid refresh token (expired): ${shown(refreshToken)}`);
+          return oauthError(400, 'invalid_grant', `Invalid refresh token: ${shown(refreshToken)}`);
         }
         return remember(result);
       }
@@ -431,7 +439,7 @@ export async function startDiSandbox(options: DiSandboxOptions = {}): Promise<Di
       return refuse(401, 'unauthorized', 'Full authentication is required to access this resource');
     }
     const grant = engine.verifyAccessToken(accessToken);
-    if (!grant) return refuse(401, 'invalid_token', `Invalid access token: ${truncate(accessToken)}`);
+    if (!grant) return refuse(401, 'invalid_token', `Invalid access token: ${shown(accessToken)}`);
     if (p['client_id'] !== grant.clientId) {
       return refuse(403, 'access_denied', p['client_id'] === undefined ? 'client_id is required' : 'client_id does not match the access token');
     }

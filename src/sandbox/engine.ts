@@ -50,6 +50,8 @@ export type FaultTarget = 'token' | 'api' | 'userinfo' | 'revoke';
 export interface Fault {
   status?: number;
   body?: string;
+  /** Headers of a `status` answer (`retry-after`, ...). */
+  headers?: Record<string, string>;
   delayMs?: number;
   malformed?: boolean;
   badSignature?: boolean;

@@ -88,7 +88,11 @@ export async function withFault(fault: Fault | undefined, produce: () => Sandbox
   if (fault?.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
   if (fault?.until) await fault.until.catch(() => undefined);
   if (fault?.status !== undefined) {
-    return { status: fault.status, headers: { 'content-type': 'application/json' }, body: fault.body ?? JSON.stringify({ error: 'server_error' }) };
+    return {
+      status: fault.status,
+      headers: { 'content-type': 'application/json', ...fault.headers },
+      body: fault.body ?? JSON.stringify({ error: 'server_error' }),
+    };
   }
   const out = await produce();
   if (fault?.malformed) return { ...out, body: (out.body ?? '').slice(0, Math.max(1, Math.floor((out.body ?? '').length / 2))) };

@@ -32,6 +32,8 @@ export interface SopSandboxSettings {
   negativeLifetimes: boolean;
   /** Largest accepted distance between `timestamp` and China time now, in seconds. Default 300. */
   timestampToleranceSeconds: number;
+  /** Test aid: the exact text sent (and signed) as each `open.auth.token.app` node, from the node the sandbox would send. Default null. */
+  tokenNodeText: ((node: Record<string, unknown>) => string) | null;
 }
 
 export interface SopSandboxOptions extends Partial<SandboxSettings>, Partial<SopSandboxSettings>, SandboxServerOptions {
@@ -166,6 +168,7 @@ export async function startSopSandbox(options: SopSandboxOptions): Promise<Runni
   const settings: SopSandboxSettings = {
     negativeLifetimes: options.negativeLifetimes ?? true,
     timestampToleranceSeconds: options.timestampToleranceSeconds ?? 300,
+    tokenNodeText: options.tokenNodeText ?? null,
   };
   const gatewayCounters: SopGatewayCounters = { requests: 0, badSignatures: 0, gatewayErrors: 0 };
   const platform = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -323,7 +326,8 @@ export async function startSopSandbox(options: SopSandboxOptions): Promise<Runni
   /** `{"<method>_response":<node>,"sign":"..."}`, signed over the node's exact text. */
   const signedAnswer = (answer: GatewayAnswer, signType: string | undefined, badSignature: boolean): SandboxReply => {
     const nodeName = answer.method === undefined ? 'error_response' : `${answer.method.replace(/\./g, '_')}_response`;
-    const nodeText = JSON.stringify({ request_id: randomUUID(), ...answer.node });
+    const node = { request_id: randomUUID(), ...answer.node };
+    const nodeText = answer.method === TOKEN_METHOD && settings.tokenNodeText ? settings.tokenNodeText(node) : JSON.stringify(node);
     const signed = badSignature ? `${nodeText} ` : nodeText;
     const body = `{${JSON.stringify(nodeName)}:${nodeText},"sign":${JSON.stringify(platformSignature(signed, platform.privateKey, signType))}}`;
     return { status: 200, headers: { 'content-type': 'application/json;charset=UTF-8' }, body };

@@ -130,4 +130,18 @@ describe('login through the keeper, tokens in Redis', () => {
     expect(res.body.error).toBe('OAUTH_KEEPER_CROSS_ORIGIN_REQUEST');
     await agent.get('/me').set('accept', 'application/json').expect(200);
   });
+
+  it.each([
+    ['state', (callback: string) => `${callback}&state=forged`],
+    ['state, forged first', (callback: string) => callback.replace('?', '?state=forged&')],
+    ['code', (callback: string) => `${callback}&code=other`],
+  ])('refuses a callback that carries %s twice, and the login can still complete', async (_name, tamper) => {
+    const agent = t.agent();
+    const callback = await startLogin(agent);
+    const res = await agent.get(tamper(callback)).set('accept', 'application/json').expect(400);
+    expect(res.body.error).toBe('OAUTH_KEEPER_CALLBACK_INVALID');
+    expect(t.sandbox.engine.counters.authorizationCode).toBe(0);
+    // The genuine callback was not consumed by the refused one.
+    await agent.get(callback).expect(303);
+  });
 });

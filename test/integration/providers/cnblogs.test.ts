@@ -86,6 +86,25 @@ async function completeLogin(h: Harness, agent: Agent, mode: Mode, accept = 'app
   return agent.post(relay.action).type('form').set('accept', accept).send({ ...relay.fields, ...fragment });
 }
 
+describe('cnblogs form_post: a parameter given twice', () => {
+  it('is refused through the relay page, before any code is spent', async () => {
+    const h = await setup('form_post');
+    const agent = h.t.agent();
+    const { answer } = await authorize(agent);
+    const providerForm = parseForm(await answer.text());
+    const action = new URL(providerForm.action);
+    const body = `${new URLSearchParams(providerForm.fields).toString()}&state=forged`;
+    const crossSite = await request(h.t.url).post(action.pathname).type('form').send(body).expect(200);
+    const relay = crossSite.text;
+    // The relay re-posts every value, the repeated one too, and the strategy refuses it.
+    const fields = [...relay.matchAll(/name="state" value="([^"]*)"/g)].map((m) => m[1]);
+    expect(fields).toEqual([providerForm.fields['state'], 'forged']);
+    const again = await agent.post(action.pathname).type('form').set('accept', 'application/json').send(`${body}&oauth_keeper_relay=1`).expect(400);
+    expect(again.body.error).toBe(ErrorCodes.CALLBACK_INVALID);
+    expect(h.sandbox.engine.counters.authorizationCode).toBe(0);
+  });
+});
+
 /** Every token set in the store (one per logged-in session). */
 async function storedTokenSets(t: TestApp): Promise<TokenSet[]> {
   const sets: TokenSet[] = [];

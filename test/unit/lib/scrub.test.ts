@@ -1,0 +1,83 @@
+import { once } from 'node:events';
+import { ScrubStream, scrubBuffer, secretForms } from '../../../src/lib/scrub';
+
+const TOKEN = 'tok/en+with=chars"and\\more';
+
+async function throughStream(chunks: Buffer[], forms: Buffer[]): Promise<string> {
+  const stream = new ScrubStream(forms);
+  const out: Buffer[] = [];
+  stream.on('data', (c: Buffer) => out.push(c));
+  for (const chunk of chunks) stream.write(chunk);
+  stream.end();
+  await once(stream, 'end');
+  return Buffer.concat(out).toString('utf8');
+}
+
+describe('secretForms', () => {
+  it('covers the raw, percent-encoded and JSON-escaped forms, longest first, and ignores short values', () => {
+    const forms = secretForms([TOKEN, 'short', undefined]).map((f) => f.toString());
+    expect(forms).toEqual(expect.arrayContaining([TOKEN, encodeURIComponent(TOKEN), JSON.stringify(TOKEN).slice(1, -1)]));
+    expect(forms).not.toContain('short');
+    const lengths = forms.map((f) => f.length);
+    expect(lengths).toEqual([...lengths].sort((a, b) => b - a));
+  });
+});
+
+describe('scrubBuffer', () => {
+  const forms = secretForms([TOKEN]);
+
+  it('masks every form with stars of the same length and leaves the rest', () => {
+    const text = `a ${TOKEN} b ${encodeURIComponent(TOKEN)} c ${JSON.stringify({ t: TOKEN })}`;
+    const out = scrubBuffer(Buffer.from(text), forms).toString();
+    expect(out.length).toBe(text.length);
+    expect(out).not.toContain(TOKEN);
+    expect(out).not.toContain(encodeURIComponent(TOKEN));
+    expect(out.startsWith('a ')).toBe(true);
+    expect(JSON.parse(out.slice(out.indexOf('{')))).toEqual({ t: '*'.repeat(JSON.stringify(TOKEN).length - 2) });
+  });
+
+  it('returns the very buffer when there is nothing to mask', () => {
+    const body = Buffer.from('nothing here');
+    expect(scrubBuffer(body, forms)).toBe(body);
+  });
+});
+
+describe('ScrubStream', () => {
+  const forms = secretForms([TOKEN]);
+  const text = `before ${TOKEN} middle ${encodeURIComponent(TOKEN)} after`;
+  const expected = scrubBuffer(Buffer.from(text), forms).toString();
+
+  it('masks a secret split at every possible point between two chunks', async () => {
+    const bytes = Buffer.from(text);
+    for (let cut = 0; cut <= bytes.length; cut += 1) {
+      expect(await throughStream([bytes.subarray(0, cut), bytes.subarray(cut)], forms)).toBe(expected);
+    }
+  });
+
+  it('masks a secret sent one byte per chunk', async () => {
+    const bytes = Buffer.from(text);
+    const chunks = [...bytes].map((b) => Buffer.from([b]));
+    expect(await throughStream(chunks, forms)).toBe(expected);
+  });
+
+  it('holds back nothing that cannot begin a secret: a chunk flows on before the stream ends', async () => {
+    const stream = new ScrubStream(forms);
+    const first = once(stream, 'data');
+    stream.write(Buffer.from('plain text that is no secret.'));
+    const [chunk] = (await first) as [Buffer];
+    expect(chunk.toString()).toBe('plain text that is no secret.');
+    stream.end();
+  });
+
+  it('holds back only the end that could begin a secret, until the next chunk tells', async () => {
+    const stream = new ScrubStream(forms);
+    const out: string[] = [];
+    stream.on('data', (c: Buffer) => out.push(c.toString()));
+    stream.write(Buffer.from(`abc ${TOKEN.slice(0, 5)}`));
+    await new Promise((r) => setImmediate(r));
+    expect(out.join('')).toBe('abc ');
+    stream.end(Buffer.from(' not the rest'));
+    await once(stream, 'end');
+    expect(out.join('')).toBe(`abc ${TOKEN.slice(0, 5)} not the rest`);
+  });
+});
