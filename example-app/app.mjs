@@ -5,7 +5,7 @@ import passport from 'passport';
 import { RedisStore } from 'connect-redis';
 import { Cluster, Redis } from 'ioredis';
 import { generateKeyPairSync } from 'node:crypto';
-import { CnblogsStrategy, DiStrategy, MemoryBackend, oauthKeeper, RedisBackend, SopStrategy, TokenStore } from 'oauth-keeper';
+import { CnblogsStrategy, DiStrategy, guardSessionStore, MemoryBackend, oauthKeeper, RedisBackend, SopStrategy, TokenStore } from 'oauth-keeper';
 import { startCnblogsSandbox, startDiSandbox, startSopSandbox } from 'oauth-keeper/sandbox';
 import { homePage } from './home.mjs';
 
@@ -68,18 +68,27 @@ export async function createExampleApp(config) {
   const sandboxes = [];
   const closers = [];
 
-  // Storage: Redis Cluster, Redis, or memory.
+  // Storage: Redis Cluster, Redis, or memory. The client settings bound every wait on a Redis
+  // that is down or stalled: a request then gets 503 with Retry-After, and all recovers by itself.
   let redis;
   if (config.redisClusterNodes) {
-    redis = new Cluster(config.redisClusterNodes);
+    redis = new Cluster(config.redisClusterNodes, { redisOptions: REDIS_OPTIONS, clusterRetryStrategy: REDIS_OPTIONS.retryStrategy });
     notices.push(`Sessions and tokens in the Redis Cluster at ${config.redisClusterNodes.map((n) => `${n.host}:${n.port}`).join(', ')}.`);
   } else if (config.redisURL) {
-    redis = new Redis(config.redisURL);
+    redis = new Redis(config.redisURL, REDIS_OPTIONS);
     notices.push('Sessions and tokens in Redis (REDIS_URL).');
   } else {
     notices.push('No REDIS_URL: sessions and tokens live in memory and are lost on restart (embedded default).');
   }
-  if (redis) closers.push(() => redis.quit());
+  if (redis) {
+    let lastLogged = 0;
+    redis.on('error', (error) => {
+      // Without a listener ioredis prints "Unhandled error event" for every reconnect attempt.
+      if (Date.now() - lastLogged > 10_000) console.error(`redis: ${error.message}`);
+      lastLogged = Date.now();
+    });
+    closers.push(() => redis.quit());
+  }
   const backend = redis ? new RedisBackend({ client: redis }) : new MemoryBackend();
   const store = new TokenStore({ backend, encryptionKeys: config.tokenKeys, prefix: 'example-app:' });
 
@@ -106,9 +115,12 @@ export async function createExampleApp(config) {
 
   const app = express();
   app.disable('x-powered-by');
+  // Behind a reverse proxy (TRUST_PROXY=1, loopback, ...), req.protocol and req.host come from
+  // X-Forwarded-Proto / -Host: callback URLs, secure cookies and the logout origin check follow them.
+  if (config.trustProxy !== undefined) app.set('trust proxy', config.trustProxy);
   app.use(
     session({
-      ...(redis ? { store: new RedisStore({ client: redis, prefix: 'example-app:sess:' }) } : {}),
+      ...(redis ? { store: guardSessionStore(new RedisStore({ client: redis, prefix: 'example-app:sess:' })) } : {}),
       secret: config.sessionSecret,
       resave: false,
       saveUninitialized: false,
@@ -157,6 +169,7 @@ export async function createExampleApp(config) {
 
   app.post('/logout', keeper.logout());
 
+  app.use(keeper.errorHandler());
   app.use((err, req, res, _next) => {
     res.status(err.status ?? 500).json({ error: err.code ?? 'internal_error', message: err.code ? err.message : 'Something went wrong.' });
   });
@@ -192,8 +205,19 @@ function guard(keeper) {
   };
 }
 
+/** As keeper.logout() checks: by Origin, or else by Sec-Fetch-Site. */
 function sameOrigin(req, res, next) {
   const origin = req.get('origin');
-  if (origin && origin !== `${req.protocol}://${req.get('host')}`) return res.status(403).json({ error: 'cross-origin request refused' });
+  const site = req.get('sec-fetch-site');
+  const crossOrigin =
+    origin !== undefined ? origin === 'null' || origin !== `${req.protocol}://${req.get('host')}` : site === 'cross-site' || site === 'same-site';
+  if (crossOrigin) return res.status(403).json({ error: 'cross-origin request refused' });
   next();
 }
+
+/** Bounded waits on Redis; see "Running in production" in the README. */
+const REDIS_OPTIONS = {
+  commandTimeout: 2000,
+  maxRetriesPerRequest: 1,
+  retryStrategy: (times) => Math.min(times * 200, 2000),
+};

@@ -27,6 +27,8 @@ export function readConfig(env = process.env) {
   return {
     port,
     baseURL: env.BASE_URL,
+    // Express's "trust proxy": a number of hops, true, or a list such as "loopback, 10.0.0.0/8".
+    trustProxy: env.TRUST_PROXY === undefined || env.TRUST_PROXY === '' ? undefined : /^\d+$/.test(env.TRUST_PROXY) ? Number(env.TRUST_PROXY) : env.TRUST_PROXY === 'true' ? true : env.TRUST_PROXY,
     sessionSecret,
     tokenKeys,
     redisURL: env.REDIS_URL || undefined,

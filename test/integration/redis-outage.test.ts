@@ -219,6 +219,36 @@ async function send(url: string, planned: Planned): Promise<Answer> {
   }
 }
 
+/**
+ * A stream of requests over the sessions (`workers` at a time, back to back) until `stop()`;
+ * each answer is tagged with whether its request was sent before `outage()` was called, or after `outageBegun()`.
+ */
+function stream(url: string, sessions: LoggedIn[], workers: number) {
+  let phase: 'before' | 'changing' | 'during' = 'before';
+  let stopped = false;
+  let sent = 0;
+  const answers: Array<Answer & { phase: typeof phase; session: number }> = [];
+  const loops = Array.from({ length: workers }, async (_, w) => {
+    while (!stopped) {
+      const i = sent % sessions.length;
+      const path = sent % 2 === 0 ? '/me' : `/api/example/whoami`;
+      sent += 1;
+      const at = phase;
+      const answer = await send(url, { label: `worker ${w}: session ${i}: GET ${path}`, path, cookie: sessions[i]!.cookie });
+      answers.push({ ...answer, phase: at, session: i });
+    }
+  });
+  return {
+    answers,
+    outageBeginning: () => (phase = 'changing'),
+    outageBegun: () => (phase = 'during'),
+    stop: async () => {
+      stopped = true;
+      await Promise.all(loops);
+    },
+  };
+}
+
 /** ~50 concurrent requests over the sessions: guarded /me, proxied API calls, and login starts. */
 function outageLoad(sessions: LoggedIn[]): Planned[] {
   const planned: Planned[] = [];
@@ -351,9 +381,10 @@ describe('Redis outage under load: fast typed 503, then recovery without a new l
 
     await killProcess(redis.process);
     const client = app.sessionRedis;
+    // At once, whether or not the client has noticed yet; then again once it has.
+    expectAllUnavailable(await fire(app.url, outageLoad(sessions)));
     await until(() => client.status !== 'ready', "the app's Redis client to notice the lost connection");
-    const answers = await fire(app.url, outageLoad(sessions));
-    expectAllUnavailable(answers);
+    expectAllUnavailable(await fire(app.url, outageLoad(sessions)));
 
     const reconnected = new Promise<void>((resolve) => client.once('ready', () => resolve()));
     const restarted = await restartRedisServer(redis.port, durableRedisArgs(dir));
@@ -419,6 +450,45 @@ describe('Redis outage under load: fast typed 503, then recovery without a new l
     await expect(app.tokenRedis.ping()).resolves.toBe('PONG');
     expect(await readTokenSets(app, sessions)).toEqual(before);
     await expectAllWorking(app, sessions);
+    expect(app.unexpected).toEqual([]);
+  });
+  it.each(['SIGSTOP', 'SIGKILL'] as const)('%s in the middle of a stream of requests: each is answered, 200 before and a typed 503 after; then all recover', async (signal) => {
+    const redis = await startRedis();
+    const dir = dirs[dirs.length - 1]!;
+    app = await startOutageApp({ session: redis.port });
+    const sessions = await logInSessions(app, SESSIONS);
+    const logins = loginCounters(app);
+    const before = await readTokenSets(app, sessions);
+
+    const load = stream(app.url, sessions, 8);
+    try {
+      await until(() => load.answers.length >= 40, 'answers before the outage');
+      load.outageBeginning();
+      if (signal === 'SIGSTOP') await pauseProcess(redis.process);
+      else await killProcess(redis.process);
+      load.outageBegun();
+      await until(() => load.answers.filter((a) => a.phase === 'during').length >= 40, 'answers during the outage');
+    } finally {
+      await load.stop();
+      if (signal === 'SIGSTOP') await resumeProcess(redis.process);
+    }
+    const typed503 = (a: Answer) =>
+      a.status === 503 && a.retryAfter === String(RETRY_AFTER_SECONDS) && typeof a.body !== 'string' && a.body['error'] === ErrorCodes.STORE_UNAVAILABLE;
+    const ok = (a: Answer & { session: number }) => a.status === 200 || typed503(a);
+    expect(load.answers.filter((a) => !ok(a))).toEqual([]);
+    expect(load.answers.filter((a) => a.phase === 'during' && !typed503(a))).toEqual([]);
+    expect(load.answers.filter((a) => a.phase === 'before' && a.status === 200).length).toBeGreaterThan(0);
+
+    if (signal === 'SIGKILL') {
+      const reconnected = new Promise<void>((resolve) => app!.sessionRedis.once('ready', () => resolve()));
+      redisProcesses.push(await restartRedisServer(redis.port, durableRedisArgs(dir)));
+      await reconnected;
+    } else {
+      await expect(app.sessionRedis.ping()).resolves.toBe('PONG');
+    }
+    expect(await readTokenSets(app, sessions)).toEqual(before);
+    await expectAllWorking(app, sessions);
+    expect(loginCounters(app)).toEqual(logins);
     expect(app.unexpected).toEqual([]);
   });
 });
