@@ -31,8 +31,17 @@ export type {
 
 export { OAuthKeeperStrategy } from './strategy.js';
 export type {
+  AnyVerifyFunction,
+  AnyVerifyFunctionWithRequest,
   AuthenticateOptions,
   AuthenticationInfo,
+  FailureInfo,
+  NoRequest,
+  WithRequest,
+  OAuth2VerifyFunction,
+  OAuth2VerifyFunctionWithParams,
+  OAuth2VerifyFunctionWithRequest,
+  OAuth2VerifyFunctionWithRequestAndParams,
   StrategyOptions,
   VerifyDone,
   VerifyFunction,

@@ -3,19 +3,40 @@ import { Strategy as PassportStrategy } from 'passport-strategy';
 import { configurationError, ErrorCodes, OAuthKeeperError } from './errors.js';
 import { codeChallengeS256, randomToken } from './lib/pkce.js';
 import { safeReturnTo } from './lib/return-to.js';
+import { secretForms, scrubBuffer } from './lib/scrub.js';
 import { addTransaction, requireSession, saveSession, takeTransaction, type TransactionLimits } from './lib/session.js';
 import { TokenClient } from './lib/token-client.js';
 import type { TokenSet } from './lib/token-set.js';
+import {
+  adaptVerify,
+  type AnyVerifyFunction,
+  type AnyVerifyFunctionWithRequest,
+  type NoRequest,
+  type OAuth2VerifyFunction,
+  type OAuth2VerifyFunctionWithParams,
+  type OAuth2VerifyFunctionWithRequest,
+  type OAuth2VerifyFunctionWithRequestAndParams,
+  type Verify,
+  type VerifyDone,
+  type VerifyFunction,
+  type VerifyFunctionWithRequest,
+  type WithRequest,
+} from './passport/verify.js';
 import type { CallbackParams, Profile, ProviderDefinition, ProviderOptions } from './provider/types.js';
 
-export type VerifyDone<User> = (error: unknown, user?: User | false, info?: Record<string, unknown>) => void;
-export type VerifyFunction<User> = (tokens: TokenSet, profile: Profile, done: VerifyDone<User>) => void | Promise<void>;
-export type VerifyFunctionWithRequest<User> = (
-  req: Request,
-  tokens: TokenSet,
-  profile: Profile,
-  done: VerifyDone<User>,
-) => void | Promise<void>;
+export type {
+  AnyVerifyFunction,
+  AnyVerifyFunctionWithRequest,
+  NoRequest,
+  WithRequest,
+  OAuth2VerifyFunction,
+  OAuth2VerifyFunctionWithParams,
+  OAuth2VerifyFunctionWithRequest,
+  OAuth2VerifyFunctionWithRequestAndParams,
+  VerifyDone,
+  VerifyFunction,
+  VerifyFunctionWithRequest,
+} from './passport/verify.js';
 
 export interface StrategyOptions {
   /** Strategy name; default the provider's name. Also the name in routes and store keys. */
@@ -24,6 +45,14 @@ export interface StrategyOptions {
   loginTimeoutSeconds?: number;
   /** Most pending logins kept per session (tabs); the oldest is dropped first. Default 10. */
   maxPendingLogins?: number;
+  /**
+   * Skip the profile lookup (userinfo, ...): `true`, or a function of the token set deciding per
+   * login, as passport-oauth2's `skipUserProfile`. The verify callback then gets `{ provider, id: '' }`
+   * (or the id_token's `sub`).
+   */
+  skipUserProfile?: boolean | ((tokens: TokenSet) => boolean | Promise<boolean>);
+  /** Extra authorization request parameters for every login (`prompt`, `access_type`, ...). */
+  authorizationParams?: Readonly<Record<string, string>>;
 }
 
 /** What `success(user, info)` carries, for the token middleware and custom callbacks. */
@@ -33,6 +62,15 @@ export interface AuthenticationInfo {
   returnTo: string;
   profile: Profile;
   claims?: Record<string, unknown>;
+  /** The `state` data the app gave `authenticate()` when the login started, returned as given. */
+  state?: unknown;
+}
+
+/** What `fail(info, status)` carries: Passport's `message`, and the typed error with its code. */
+export interface FailureInfo {
+  message: string;
+  error?: OAuthKeeperError;
+  [key: string]: unknown;
 }
 
 /** Options of one `authenticate()` call (`passport.authenticate(strategy, options)`). */
@@ -41,17 +79,58 @@ export interface AuthenticateOptions {
   returnTo?: string;
   /** The session cookie's name, to tell "cookie not sent" from "state mismatch". Default `connect.sid`. */
   sessionCookieName?: string;
+  /** This login's scope instead of the strategy's (incremental consent): a string or a list. */
+  scope?: string | string[];
+  /** This login's redirect URI instead of the strategy's `callbackURL` (absolute or a path). */
+  callbackURL?: string;
+  /**
+   * App data kept with the login (in the session, never in a URL) and handed back as
+   * `info.state` after it: any JSON value. The OAuth `state` parameter itself stays random.
+   */
+  state?: unknown;
+  /** OpenID Connect / provider `prompt` (`login`, `consent`, ...). */
+  prompt?: string;
+  /** OpenID Connect `login_hint`. */
+  loginHint?: string;
+  /** Any further authorization request parameters of this login. */
+  authorizationParams?: Readonly<Record<string, string>>;
+}
+
+/** Authorization request parameters the flow sets itself; extra parameters never replace them. */
+const RESERVED_AUTHORIZATION_PARAMS = new Set([
+  'response_type',
+  'client_id',
+  'redirect_uri',
+  'state',
+  'code_challenge',
+  'code_challenge_method',
+  'nonce',
+  'scope',
+]);
+
+/** Marks the errors that a user's or browser's doing caused: they end in `fail()`, not `error()`. */
+const refusals = new WeakSet<OAuthKeeperError>();
+
+function refusal(error: OAuthKeeperError): OAuthKeeperError {
+  refusals.add(error);
+  return error;
 }
 
 /**
  * The one generic Passport strategy. A provider definition supplies every
  * provider-specific step; this class owns the flow: the login transaction (state,
  * PKCE, nonce), saving the session before redirecting, the callback checks and the
- * code exchange. `authenticate()` ends in exactly one of success, fail, redirect or error.
+ * code exchange. `authenticate()` ends in exactly one of success, fail, redirect or
+ * error, as Passport defines them: what the user or the browser caused (denied, stale or
+ * replayed state, a tampered callback, verify said no) is `fail(info, status)`; a fault
+ * (network, provider, signatures, configuration) is `error(err)`.
  *
  * Every `authenticate()` call runs on an object of its own (see there), so no request's
  * state ever lives on the strategy; that is also why configuration lives in plain
  * readonly properties, not `#private` fields, which `Object.create` copies cannot read.
+ *
+ * Like passport-oauth2, a subclass may override `authorizationParams(options)` and
+ * `tokenParams(options)` to add request parameters.
  */
 export class OAuthKeeperStrategy<O extends ProviderOptions = ProviderOptions, User = Profile> extends PassportStrategy {
   name: string;
@@ -59,18 +138,24 @@ export class OAuthKeeperStrategy<O extends ProviderOptions = ProviderOptions, Us
   readonly options: Readonly<O & StrategyOptions>;
   readonly tokens: TokenClient<O>;
   protected readonly limits: TransactionLimits;
-  private readonly verifyUser: (req: Request, tokens: TokenSet, profile: Profile, done: VerifyDone<User>) => void;
+  private readonly verifyUser: Verify<User>;
 
-  constructor(provider: ProviderDefinition<O>, options: O & StrategyOptions, verify?: VerifyFunction<User>);
+  // One overload per verify shape, so that an unannotated verify is typed (passport-oauth2's shapes too).
+  constructor(provider: ProviderDefinition<O>, options: O & StrategyOptions & NoRequest, verify?: VerifyFunction<User>);
+  constructor(provider: ProviderDefinition<O>, options: O & StrategyOptions & NoRequest, verify: OAuth2VerifyFunction<User>);
+  constructor(provider: ProviderDefinition<O>, options: O & StrategyOptions & NoRequest, verify: OAuth2VerifyFunctionWithParams<User>);
+  constructor(provider: ProviderDefinition<O>, options: O & StrategyOptions & WithRequest, verify: VerifyFunctionWithRequest<User>);
+  constructor(provider: ProviderDefinition<O>, options: O & StrategyOptions & WithRequest, verify: OAuth2VerifyFunctionWithRequest<User>);
+  constructor(provider: ProviderDefinition<O>, options: O & StrategyOptions & WithRequest, verify: OAuth2VerifyFunctionWithRequestAndParams<User>);
   constructor(
     provider: ProviderDefinition<O>,
-    options: O & StrategyOptions & { passReqToCallback: true },
-    verify: VerifyFunctionWithRequest<User>,
+    options: O & StrategyOptions & { passReqToCallback?: boolean },
+    verify?: AnyVerifyFunction<User> | AnyVerifyFunctionWithRequest<User>,
   );
   constructor(
     provider: ProviderDefinition<O>,
     options: O & StrategyOptions & { passReqToCallback?: boolean },
-    verify?: VerifyFunction<User> | VerifyFunctionWithRequest<User>,
+    verify?: AnyVerifyFunction<User> | AnyVerifyFunctionWithRequest<User>,
   ) {
     super();
     if (!provider || typeof provider.requestToken !== 'function') {
@@ -80,7 +165,7 @@ export class OAuthKeeperStrategy<O extends ProviderOptions = ProviderOptions, Us
     this.name = options.name ?? provider.name;
     this.provider = provider;
     this.options = Object.freeze({ ...options });
-    this.tokens = new TokenClient(this.name, provider, this.options);
+    this.tokens = new TokenClient(this.name, provider, this.options, (grant) => this.tokenParams(grant));
     this.limits = {
       ttlMs: (options.loginTimeoutSeconds ?? 600) * 1000,
       max: options.maxPendingLogins ?? 10,
@@ -91,14 +176,26 @@ export class OAuthKeeperStrategy<O extends ProviderOptions = ProviderOptions, Us
     if (verify !== undefined && typeof verify !== 'function') {
       throw configurationError(`The ${this.name} strategy's verify callback must be a function (or omitted).`);
     }
-    const passReq = options.passReqToCallback === true;
-    this.verifyUser = (req, tokens, profile, done) => {
-      if (!verify) return done(null, profile as unknown as User);
-      const result = passReq
-        ? (verify as VerifyFunctionWithRequest<User>)(req, tokens, profile, done)
-        : (verify as VerifyFunction<User>)(tokens, profile, done);
-      if (result && typeof (result as Promise<void>).then === 'function') (result as Promise<void>).catch(done);
+    this.verifyUser = adaptVerify(verify, options.passReqToCallback === true);
+  }
+
+  /**
+   * Extra authorization request parameters of one login, from `authenticate()`'s options
+   * (as passport-oauth2's hook of the same name). Default: `prompt`, `login_hint`, the
+   * strategy's and the call's `authorizationParams`.
+   */
+  authorizationParams(options: AuthenticateOptions): Record<string, string> {
+    return {
+      ...this.options.authorizationParams,
+      ...(options.prompt === undefined ? {} : { prompt: options.prompt }),
+      ...(options.loginHint === undefined ? {} : { login_hint: options.loginHint }),
+      ...options.authorizationParams,
     };
+  }
+
+  /** Extra token request parameters (as passport-oauth2's hook of the same name). Default none. */
+  tokenParams(_grant: { grantType: 'authorization_code' | 'refresh_token' }): Record<string, string> {
+    return {};
   }
 
   override authenticate(req: Request, options: AuthenticateOptions = {}): void {
@@ -118,33 +215,39 @@ export class OAuthKeeperStrategy<O extends ProviderOptions = ProviderOptions, Us
   }
 
   private run(req: Request, options: AuthenticateOptions): void {
-    const repeated = repeatedParameter(req.query) ?? (req.method === 'POST' ? repeatedParameter(req.body) : undefined);
-    if (repeated !== undefined) {
-      // state=genuine&state=forged: whichever copy a parser keeps, refuse to guess.
-      this.error(
-        new OAuthKeeperError(
-          ErrorCodes.CALLBACK_INVALID,
-          `The ${this.name} request carries the parameter "${repeated}" more than once (or as a nested value); a provider sends each once. Start the login again.`,
-          { provider: this.name },
-        ),
-      );
-      return;
-    }
-    const params = this.provider.readCallback({
-      method: req.method,
-      query: (req.query ?? {}) as Record<string, unknown>,
-      body: req.body as Record<string, unknown> | undefined,
+    const run = (async () => {
+      const repeated = repeatedParameter(req.query) ?? (req.method === 'POST' ? repeatedParameter(req.body) : undefined);
+      if (repeated !== undefined) {
+        // state=genuine&state=forged: whichever copy a parser keeps, refuse to guess.
+        throw refusal(
+          new OAuthKeeperError(
+            ErrorCodes.CALLBACK_INVALID,
+            `The ${this.name} request carries the parameter "${repeated}" more than once (or as a nested value); a provider sends each once. Start the login again.`,
+            { provider: this.name },
+          ),
+        );
+      }
+      const params = this.provider.readCallback({
+        method: req.method,
+        query: (req.query ?? {}) as Record<string, unknown>,
+        body: req.body as Record<string, unknown> | undefined,
+      });
+      const isCallback = params.code !== undefined || params.error !== undefined || this.stateOf(req, params) !== undefined;
+      return isCallback ? this.handleCallback(req, params, options) : this.startLogin(req, options);
+    })();
+    run.catch((err: unknown) => {
+      if (err instanceof OAuthKeeperError && refusals.has(err)) {
+        const info: FailureInfo = { message: err.message, error: err };
+        return this.fail(info, err.status);
+      }
+      this.error(err instanceof Error ? err : new Error(String(err)));
     });
-    const isCallback = params.code !== undefined || params.error !== undefined || this.stateOf(req, params) !== undefined;
-    const run = isCallback ? this.handleCallback(req, params, options) : this.startLogin(req, options);
-    run.catch((err: unknown) => this.error(err instanceof Error ? err : new Error(String(err))));
   }
 
   /** The absolute redirect URI for this request, without any state binding. */
-  callbackURLFor(req: Request): string {
-    const configured = this.options.callbackURL;
+  callbackURLFor(req: Request, configured: string = this.options.callbackURL): string {
     if (/^https?:\/\//.test(configured)) return configured;
-    return `${req.protocol}://${req.get('host')}${configured}`;
+    return `${req.protocol}://${publicHost(req)}${configured}`;
   }
 
   private stateOf(req: Request, params: CallbackParams): string | undefined {
@@ -157,7 +260,10 @@ export class OAuthKeeperStrategy<O extends ProviderOptions = ProviderOptions, Us
   private async startLogin(req: Request, options: AuthenticateOptions): Promise<void> {
     requireSession(req, `The ${this.name} strategy`);
     const state = randomToken();
-    let redirectUri = this.callbackURLFor(req);
+    if (options.callbackURL !== undefined && !(typeof options.callbackURL === 'string' && /^(https?:\/\/|\/)/.test(options.callbackURL))) {
+      throw configurationError(`The ${this.name} authenticate() callbackURL option must be an absolute http(s) URL or a path.`);
+    }
+    let redirectUri = this.callbackURLFor(req, options.callbackURL);
     const transport = this.provider.stateTransport;
     if (transport.kind === 'redirect_uri') {
       const bound = new URL(redirectUri);
@@ -166,14 +272,18 @@ export class OAuthKeeperStrategy<O extends ProviderOptions = ProviderOptions, Us
     }
     const codeVerifier = this.provider.pkce ? randomToken() : undefined;
     const nonce = this.provider.nonce ? randomToken() : undefined;
-    const scope = this.options.scope ?? this.provider.defaultScope;
+    const requested = options.scope ?? this.options.scope ?? this.provider.defaultScope;
+    const scope = typeof requested === 'string' ? requested : requested.join(this.provider.scopeSeparator);
     const url = await this.provider.authorizationURL(this.options, {
       redirectUri,
       state,
-      scope: typeof scope === 'string' ? scope : scope.join(this.provider.scopeSeparator),
+      scope,
       ...(codeVerifier === undefined ? {} : { codeChallenge: codeChallengeS256(codeVerifier) }),
       ...(nonce === undefined ? {} : { nonce }),
     });
+    for (const [name, value] of Object.entries(this.authorizationParams(options))) {
+      if (!RESERVED_AUTHORIZATION_PARAMS.has(name) && typeof value === 'string') url.searchParams.set(name, value);
+    }
     addTransaction(
       req,
       state,
@@ -184,6 +294,7 @@ export class OAuthKeeperStrategy<O extends ProviderOptions = ProviderOptions, Us
         createdAt: Date.now(),
         ...(codeVerifier === undefined ? {} : { codeVerifier }),
         ...(nonce === undefined ? {} : { nonce }),
+        ...(options.state === undefined ? {} : { appState: options.state }),
       },
       this.limits,
     );
@@ -196,44 +307,50 @@ export class OAuthKeeperStrategy<O extends ProviderOptions = ProviderOptions, Us
     const provider = this.name;
     const state = this.stateOf(req, params);
     if (state === undefined) {
-      if (params.error !== undefined) throw this.providerError(params);
-      throw new OAuthKeeperError(
-        ErrorCodes.STATE_MISSING,
-        `The ${provider} callback carries no state, so it cannot be matched to a login started here. ` +
-          `Start the login from this app's login route instead of a bookmarked or provider-initiated link.`,
-        { provider },
+      if (params.error !== undefined) throw refusal(this.providerError(params));
+      throw refusal(
+        new OAuthKeeperError(
+          ErrorCodes.STATE_MISSING,
+          `The ${provider} callback carries no state, so it cannot be matched to a login started here. ` +
+            `Start the login from this app's login route instead of a bookmarked or provider-initiated link.`,
+          { provider },
+        ),
       );
     }
     requireSession(req, `The ${provider} strategy`);
     const taken = takeTransaction(req, state, this.limits);
     if (!('found' in taken)) {
-      const cookieName = options.sessionCookieName ?? 'connect.sid';
+      const cookieName = typeof options.sessionCookieName === 'string' ? options.sessionCookieName : 'connect.sid';
       if ('missing' in taken && !hasCookie(req, cookieName)) {
-        throw new OAuthKeeperError(
-          ErrorCodes.SESSION_COOKIE_MISSING,
-          `The ${provider} callback arrived without the session cookie "${cookieName}", so the login it belongs to cannot be found. ` +
-            'Likely causes: the callback URL uses a different host than the login (localhost vs 127.0.0.1, www vs apex), ' +
-            'the cookie is SameSite=Strict, or it is Secure on plain http. Use the same host for both and SameSite=Lax.',
-          { provider },
+        throw refusal(
+          new OAuthKeeperError(
+            ErrorCodes.SESSION_COOKIE_MISSING,
+            `The ${provider} callback arrived without the session cookie "${cookieName}", so the login it belongs to cannot be found. ` +
+              'Likely causes: the callback URL uses a different host than the login (localhost vs 127.0.0.1, www vs apex), ' +
+              'the cookie is SameSite=Strict, or it is Secure on plain http. Use the same host for both and SameSite=Lax.',
+            { provider },
+          ),
         );
       }
-      throw new OAuthKeeperError(
-        ErrorCodes.STATE_MISMATCH,
-        'expired' in taken
-          ? `The ${provider} login took longer than loginTimeoutSeconds; start it again.`
-          : `The ${provider} callback's state matches no login pending in this session (already used, or started in another browser). Start the login again.`,
-        { provider },
+      throw refusal(
+        new OAuthKeeperError(
+          ErrorCodes.STATE_MISMATCH,
+          'expired' in taken
+            ? `The ${provider} login took longer than loginTimeoutSeconds; start it again.`
+            : `The ${provider} callback's state matches no login pending in this session (already used, or started in another browser). Start the login again.`,
+          { provider },
+        ),
       );
     }
     const tx = taken.found;
     if (tx.provider !== provider) {
-      throw new OAuthKeeperError(ErrorCodes.STATE_MISMATCH, `The callback's state belongs to a ${tx.provider} login, not ${provider}.`, { provider });
+      throw refusal(new OAuthKeeperError(ErrorCodes.STATE_MISMATCH, `The callback's state belongs to a ${tx.provider} login, not ${provider}.`, { provider }));
     }
-    if (params.error !== undefined) throw this.providerError(params);
+    if (params.error !== undefined) throw refusal(this.providerError(params));
     const facts = { state, redirectUri: tx.redirectUri, ...(tx.nonce === undefined ? {} : { nonce: tx.nonce }) };
     await this.provider.checkCallback?.(this.options, params, facts);
     if (params.code === undefined || params.code.length === 0) {
-      throw new OAuthKeeperError(ErrorCodes.CALLBACK_INVALID, `The ${provider} callback carries neither a code nor an error.`, { provider });
+      throw refusal(new OAuthKeeperError(ErrorCodes.CALLBACK_INVALID, `The ${provider} callback carries neither a code nor an error.`, { provider }));
     }
     const tokenSet = await this.tokens.exchangeCode({
       code: params.code,
@@ -242,19 +359,49 @@ export class OAuthKeeperStrategy<O extends ProviderOptions = ProviderOptions, Us
       ...(tx.codeVerifier === undefined ? {} : { codeVerifier: tx.codeVerifier }),
     });
     const claims = await this.provider.validateTokenSet?.(this.options, tokenSet, facts, params);
-    const profile = this.provider.userProfile
-      ? await this.provider.userProfile(this.options, tokenSet, claims)
-      : fallbackProfile(provider, tokenSet, claims);
-    const user = await new Promise<User | false | undefined>((resolve, reject) =>
-      this.verifyUser(req, tokenSet, profile, (err, u) => (err ? reject(err) : resolve(u))),
-    );
+    const profile = (await this.skipsProfile(tokenSet))
+      ? fallbackProfile(provider, tokenSet, claims)
+      : this.provider.userProfile
+        ? await this.provider.userProfile(this.options, tokenSet, claims)
+        : fallbackProfile(provider, tokenSet, claims);
+    const { user, info } = await this.verified(req, tokenSet, profile);
     if (!user) {
-      this.fail({ message: `The ${provider} account was not accepted by this app.` }, 403);
+      // As passport-oauth2: the verify's info goes to fail() as it is.
+      this.fail(info ?? { message: `The ${provider} account was not accepted by this app.` }, 403);
       return;
     }
-    const info: AuthenticationInfo = { provider, tokenSet, returnTo: tx.returnTo, profile, ...(claims ? { claims } : {}) };
-    callbackSessions.set(info, req.sessionID);
-    this.success(user, info as unknown as Record<string, unknown>);
+    const authInfo: AuthenticationInfo = {
+      ...info,
+      provider,
+      tokenSet,
+      returnTo: typeof info?.['returnTo'] === 'string' ? safeReturnTo(info['returnTo']) : tx.returnTo,
+      profile,
+      ...(claims ? { claims } : {}),
+      ...(tx.appState === undefined ? {} : { state: tx.appState }),
+    };
+    callbackSessions.set(authInfo, req.sessionID);
+    this.success(user, authInfo as unknown as Record<string, unknown>);
+  }
+
+  private async skipsProfile(tokenSet: TokenSet): Promise<boolean> {
+    const skip = this.options.skipUserProfile;
+    return typeof skip === 'function' ? (await skip(tokenSet)) === true : skip === true;
+  }
+
+  /** Runs verify in whatever shape it was written; a throw or rejection becomes a typed, token-free error. */
+  private async verified(req: Request, tokenSet: TokenSet, profile: Profile): Promise<{ user: User | false | undefined; info: Record<string, unknown> | undefined }> {
+    try {
+      return await new Promise((resolve, reject) => {
+        const done: VerifyDone<User> = (err, user, info) => (err ? reject(err) : resolve({ user, info }));
+        const result = this.verifyUser(req, tokenSet, profile, done);
+        if (result && typeof (result as Promise<unknown>).then === 'function') (result as Promise<unknown>).catch(reject);
+      });
+    } catch (cause) {
+      if (cause instanceof OAuthKeeperError) throw cause;
+      const forms = secretForms([tokenSet.accessToken, tokenSet.refreshToken, tokenSet.idToken, this.options.clientSecret]);
+      const said = scrubBuffer(Buffer.from(cause instanceof Error ? cause.message : String(cause)), forms).toString();
+      throw new OAuthKeeperError(ErrorCodes.VERIFY_FAILED, `The ${this.name} verify callback failed: ${said}`, { provider: this.name, cause });
+    }
   }
 
   private providerError(params: CallbackParams): OAuthKeeperError {
@@ -301,4 +448,16 @@ function hasCookie(req: Request, name: string): boolean {
   const header = req.headers.cookie;
   if (!header) return false;
   return header.split(';').some((part) => part.trim().startsWith(`${name}=`));
+}
+
+/**
+ * The host the browser used, as Express's `trust proxy` says: `X-Forwarded-Host` only
+ * when the proxy that sent it is trusted, the `Host` header otherwise (port kept, on
+ * Express 4 and 5 alike).
+ */
+export function publicHost(req: Request): string {
+  const trust = req.app?.get?.('trust proxy fn') as ((address: string | undefined, hop: number) => boolean) | undefined;
+  const forwarded = req.get('x-forwarded-host');
+  if (forwarded && trust?.(req.socket?.remoteAddress, 0)) return forwarded.split(',')[0]!.trim();
+  return req.get('host') ?? '';
 }

@@ -12,6 +12,8 @@ export interface LoginTransaction {
   codeVerifier?: string;
   nonce?: string;
   createdAt: number;
+  /** The app's own `state` data of `authenticate()`, handed back after the login. */
+  appState?: unknown;
 }
 
 /** What oauth-keeper keeps in `req.session.oauthKeeper`. */

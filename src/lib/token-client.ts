@@ -7,12 +7,21 @@ import { mergeRefreshed, type TokenSet } from './token-set.js';
  * coordinator, revocation at logout. It drives a provider definition's hooks and makes
  * sure whatever they throw arrives as an OAuthKeeperError.
  */
+/** Extra token request parameters per grant (a strategy's `tokenParams`). */
+export type TokenParams = (grant: { grantType: 'authorization_code' | 'refresh_token' }) => Record<string, string>;
+
 export class TokenClient<O extends ProviderOptions = ProviderOptions> {
   constructor(
     readonly name: string,
     readonly provider: ProviderDefinition<O>,
     readonly options: Readonly<O>,
+    readonly extraParams: TokenParams = () => ({}),
   ) {}
+
+  #extra(grantType: 'authorization_code' | 'refresh_token'): { extraParams?: Record<string, string> } {
+    const extra = this.extraParams({ grantType });
+    return Object.keys(extra).length === 0 ? {} : { extraParams: extra };
+  }
 
   exchangeCode(input: { code: string; redirectUri: string; codeVerifier?: string; callback: CallbackParams }): Promise<TokenSet> {
     return this.#guard(() =>
@@ -22,6 +31,7 @@ export class TokenClient<O extends ProviderOptions = ProviderOptions> {
         redirectUri: input.redirectUri,
         callback: input.callback,
         ...(input.codeVerifier === undefined ? {} : { codeVerifier: input.codeVerifier }),
+        ...this.#extra('authorization_code'),
       }),
     );
   }
@@ -37,7 +47,7 @@ export class TokenClient<O extends ProviderOptions = ProviderOptions> {
     }
     const refreshToken = previous.refreshToken;
     const next = await this.#guard(() =>
-      this.provider.requestToken(this.options, { grantType: 'refresh_token', refreshToken, previous }),
+      this.provider.requestToken(this.options, { grantType: 'refresh_token', refreshToken, previous, ...this.#extra('refresh_token') }),
     );
     return mergeRefreshed(previous, next);
   }

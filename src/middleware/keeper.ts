@@ -5,7 +5,7 @@ import { safeReturnTo } from '../lib/return-to.js';
 import { destroySession, ownerOf, regenerateSession, requireSession, saveSession } from '../lib/session.js';
 import { toOAuthToken, type OAuthToken } from '../lib/token-set.js';
 import type { TokenStore } from '../store/token-store.js';
-import { sessionIdAtCallback, type AuthenticateOptions, type AuthenticationInfo, type OAuthKeeperStrategy } from '../strategy.js';
+import { publicHost, sessionIdAtCallback, type AuthenticateOptions, type AuthenticationInfo, type OAuthKeeperStrategy } from '../strategy.js';
 import { createOAuthFetch } from '../lib/api-client.js';
 import { createProxy, type ProxyOptions } from './proxy.js';
 import { escapeHtml, isNavigation, sendError } from './respond.js';
@@ -14,7 +14,7 @@ import { escapeHtml, isNavigation, sendError } from './respond.js';
 export interface PassportLike {
   authenticate(
     strategy: OAuthKeeperStrategy<any, any>,
-    options: AuthenticateOptions & { session?: boolean },
+    options: Pick<AuthenticateOptions, 'returnTo' | 'sessionCookieName'> & { session?: boolean },
     callback: (err: unknown, user: unknown, info: unknown, status?: number) => void,
   ): RequestHandler;
 }
@@ -193,9 +193,9 @@ export class Keeper {
     }
     const returnTo = safeReturnTo(req.query['returnTo']);
     this.#logger.debug?.('login started', { provider: strategy.name });
-    this.#passport.authenticate(perRequest(strategy), { returnTo, sessionCookieName: this.#cookieName }, (err) => {
+    this.#passport.authenticate(perRequest(strategy), { returnTo, sessionCookieName: this.#cookieName }, (err, _user, info, status) => {
       // Only reached when the strategy did not redirect.
-      this.#fail(err ?? new Error('login did not redirect'), req, res, next);
+      this.#fail(err ?? refusalOf(info, status, strategy.name), req, res, next);
     })(req, res, next);
   }
 
@@ -211,10 +211,7 @@ export class Keeper {
               err ? reject(err) : resolve({ user, info, status }),
             )(req, res, (err?: unknown) => reject(err ?? new Error('authentication passed'))),
         );
-        if (!user) {
-          const message = (info as { message?: string } | undefined)?.message ?? 'The account was not accepted.';
-          throw new OAuthKeeperError(ErrorCodes.PROVIDER_ERROR, message, { provider: strategy.name, status: status ?? 403 });
-        }
+        if (!user) throw refusalOf(info, status, strategy.name);
         await this.#establish(req, user);
         await this.#keepLogin(req, info as AuthenticationInfo);
         res.set('cache-control', 'no-store');
@@ -418,7 +415,16 @@ export class Keeper {
    */
   errorHandler(): ErrorRequestHandler {
     return (error: unknown, req: Request, res: Response, next: NextFunction) => {
-      if (!(error instanceof OAuthKeeperError) || res.headersSent) return next(error);
+      if (!(error instanceof OAuthKeeperError)) return next(error);
+      if (res.headersSent) {
+        // express-session failing to save or touch a session after the answer went out: it ends the
+        // response itself. Passing the error on would make Express destroy the (keep-alive) socket.
+        if (error.code === ErrorCodes.STORE_UNAVAILABLE) {
+          this.#logger.warn?.('oauth-keeper error', { code: error.code, status: error.status, after: 'response sent' });
+          return;
+        }
+        return next(error);
+      }
       this.#fail(error, req, res, next);
     };
   }
@@ -467,6 +473,17 @@ export function ensureAuthorized(provider: string, options: EnsureAuthorizedOpti
 }
 
 /**
+ * What a `fail(info, status)` of the strategy means for the keeper's own routes: the typed
+ * error it carries (state mismatch, denied, ...), or, when verify said no, a 403.
+ */
+function refusalOf(info: unknown, status: number | undefined, provider: string): OAuthKeeperError {
+  const failure = info as { message?: unknown; error?: unknown } | undefined;
+  if (failure?.error instanceof OAuthKeeperError) return failure.error;
+  const message = typeof failure?.message === 'string' ? failure.message : 'The account was not accepted.';
+  return new OAuthKeeperError(ErrorCodes.PROVIDER_ERROR, message, { provider, status: status ?? 403 });
+}
+
+/**
  * Passport assigns a request's success/fail/redirect/error onto the object it is given:
  * hand it an object of this request's own, never the shared strategy.
  */
@@ -491,7 +508,8 @@ function hasCookie(req: Request, name: string): boolean {
 
 function isCrossOrigin(req: Request): boolean {
   const origin = req.get('origin');
-  if (origin !== undefined && origin !== 'null') return origin !== `${req.protocol}://${req.get('host')}`;
+  // The public origin, as Express's trust proxy says (never a forwarded header it does not trust).
+  if (origin !== undefined && origin !== 'null') return origin !== `${req.protocol}://${publicHost(req)}`;
   if (origin === 'null') return true;
   const site = req.get('sec-fetch-site');
   return site === 'cross-site' || site === 'same-site';

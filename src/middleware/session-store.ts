@@ -41,7 +41,10 @@ export function guardSessionStore<S extends Store>(store: S, options: GuardSessi
       { retryAfter, ...(cause === undefined ? {} : { cause }) },
     );
 
-  /** The store's method with the callback as its last argument, bounded in time. */
+  /**
+   * The store's method with the callback as its last argument, bounded in time. A touch only
+   * extends a session's expiry, after the answer has gone out: its failure is dropped.
+   */
   const bounded = (name: 'get' | 'set' | 'destroy' | 'touch', operation: string) => {
     const original = store[name] as unknown as StoreMethod;
     return (...args: unknown[]) => {
@@ -51,7 +54,8 @@ export function guardSessionStore<S extends Store>(store: S, options: GuardSessi
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        if (err) done(err instanceof OAuthKeeperError ? err : unavailable(operation, err, false));
+        if (err && name === 'touch') done(null);
+        else if (err) done(err instanceof OAuthKeeperError ? err : unavailable(operation, err, false));
         else done(null, value);
       };
       const timer = setTimeout(() => finish(unavailable(operation, undefined, true)), timeoutMs);

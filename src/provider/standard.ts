@@ -72,8 +72,10 @@ export function readRetryAfter(headers: Headers | undefined, now = Date.now()): 
 }
 
 export function grantParameters(grant: Grant): Record<string, string> {
+  const extra = grant.extraParams ?? {};
   if (grant.grantType === 'authorization_code') {
     const params: Record<string, string> = {
+      ...extra,
       grant_type: 'authorization_code',
       code: grant.code,
       redirect_uri: grant.redirectUri,
@@ -81,7 +83,7 @@ export function grantParameters(grant: Grant): Record<string, string> {
     if (grant.codeVerifier !== undefined) params['code_verifier'] = grant.codeVerifier;
     return params;
   }
-  return { grant_type: 'refresh_token', refresh_token: grant.refreshToken };
+  return { ...extra, grant_type: 'refresh_token', refresh_token: grant.refreshToken };
 }
 
 /** The RFC 6749 §4.1.3 / §6 token request, with the answer checked and normalized. */

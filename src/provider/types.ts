@@ -40,7 +40,7 @@ export interface CallbackRequest {
   body: Record<string, unknown> | undefined;
 }
 
-export type Grant =
+export type Grant = (
   | {
       grantType: 'authorization_code';
       code: string;
@@ -48,7 +48,11 @@ export type Grant =
       codeVerifier?: string;
       callback: CallbackParams;
     }
-  | { grantType: 'refresh_token'; refreshToken: string; previous: TokenSet };
+  | { grantType: 'refresh_token'; refreshToken: string; previous: TokenSet }
+) & {
+  /** Extra token request parameters (a strategy's `tokenParams`); never replace the grant's own. */
+  extraParams?: Readonly<Record<string, string>>;
+};
 
 /** What a login transaction remembered, handed to post-exchange checks (id_token, ...). */
 export interface TransactionFacts {

@@ -27,8 +27,16 @@ import type {
 import {
   OAuthKeeperStrategy,
   type StrategyOptions,
+  type AnyVerifyFunction,
+  type AnyVerifyFunctionWithRequest,
+  type NoRequest,
+  type OAuth2VerifyFunction,
+  type OAuth2VerifyFunctionWithParams,
+  type OAuth2VerifyFunctionWithRequest,
+  type OAuth2VerifyFunctionWithRequestAndParams,
   type VerifyFunction,
   type VerifyFunctionWithRequest,
+  type WithRequest,
 } from '../strategy.js';
 
 const PROVIDER = 'cnblogs';
@@ -543,13 +551,17 @@ export const cnblogsProvider: ProviderDefinition<CnblogsOptions> = createCnblogs
  * ```
  */
 export class CnblogsStrategy<User = Profile> extends OAuthKeeperStrategy<CnblogsOptions, User> {
-  constructor(options: CnblogsOptions & StrategyOptions, verify?: VerifyFunction<User>);
-  constructor(options: CnblogsOptions & StrategyOptions & { passReqToCallback: true }, verify: VerifyFunctionWithRequest<User>);
+  constructor(options: CnblogsOptions & StrategyOptions & NoRequest, verify?: VerifyFunction<User>);
+  constructor(options: CnblogsOptions & StrategyOptions & NoRequest, verify: OAuth2VerifyFunction<User>);
+  constructor(options: CnblogsOptions & StrategyOptions & NoRequest, verify: OAuth2VerifyFunctionWithParams<User>);
+  constructor(options: CnblogsOptions & StrategyOptions & WithRequest, verify: VerifyFunctionWithRequest<User>);
+  constructor(options: CnblogsOptions & StrategyOptions & WithRequest, verify: OAuth2VerifyFunctionWithRequest<User>);
+  constructor(options: CnblogsOptions & StrategyOptions & WithRequest, verify: OAuth2VerifyFunctionWithRequestAndParams<User>);
   constructor(
     options: CnblogsOptions & StrategyOptions & { passReqToCallback?: boolean },
-    verify?: VerifyFunction<User> | VerifyFunctionWithRequest<User>,
+    verify?: AnyVerifyFunction<User> | AnyVerifyFunctionWithRequest<User>,
   ) {
     // Each strategy gets its own discovery and JWKS caches.
-    super(createCnblogsProvider(), options, verify as VerifyFunction<User>);
+    super(createCnblogsProvider(), options, verify as AnyVerifyFunction<User>);
   }
 }

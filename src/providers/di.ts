@@ -16,8 +16,16 @@ import type { ApiRequest, ApiResponseHead, Profile, ProviderOptions } from '../p
 import {
   OAuthKeeperStrategy,
   type StrategyOptions,
+  type AnyVerifyFunction,
+  type AnyVerifyFunctionWithRequest,
+  type NoRequest,
+  type OAuth2VerifyFunction,
+  type OAuth2VerifyFunctionWithParams,
+  type OAuth2VerifyFunctionWithRequest,
+  type OAuth2VerifyFunctionWithRequestAndParams,
   type VerifyFunction,
   type VerifyFunctionWithRequest,
+  type WithRequest,
 } from '../strategy.js';
 
 /** The platform's own address; it serves plain HTTP. */
@@ -185,12 +193,16 @@ export const diProvider = defineProvider<DiOptions>({
  * ```
  */
 export class DiStrategy<User = Profile> extends OAuthKeeperStrategy<DiOptions, User> {
-  constructor(options: DiOptions & StrategyOptions, verify?: VerifyFunction<User>);
-  constructor(options: DiOptions & StrategyOptions & { passReqToCallback: true }, verify: VerifyFunctionWithRequest<User>);
+  constructor(options: DiOptions & StrategyOptions & NoRequest, verify?: VerifyFunction<User>);
+  constructor(options: DiOptions & StrategyOptions & NoRequest, verify: OAuth2VerifyFunction<User>);
+  constructor(options: DiOptions & StrategyOptions & NoRequest, verify: OAuth2VerifyFunctionWithParams<User>);
+  constructor(options: DiOptions & StrategyOptions & WithRequest, verify: VerifyFunctionWithRequest<User>);
+  constructor(options: DiOptions & StrategyOptions & WithRequest, verify: OAuth2VerifyFunctionWithRequest<User>);
+  constructor(options: DiOptions & StrategyOptions & WithRequest, verify: OAuth2VerifyFunctionWithRequestAndParams<User>);
   constructor(
     options: DiOptions & StrategyOptions & { passReqToCallback?: boolean },
-    verify?: VerifyFunction<User> | VerifyFunctionWithRequest<User>,
+    verify?: AnyVerifyFunction<User> | AnyVerifyFunctionWithRequest<User>,
   ) {
-    super(diProvider, options, verify as VerifyFunction<User> | undefined);
+    super(diProvider, options, verify as AnyVerifyFunction<User> | undefined);
   }
 }

@@ -29,8 +29,16 @@ import type {
 import {
   OAuthKeeperStrategy,
   type StrategyOptions,
+  type AnyVerifyFunction,
+  type AnyVerifyFunctionWithRequest,
+  type NoRequest,
+  type OAuth2VerifyFunction,
+  type OAuth2VerifyFunctionWithParams,
+  type OAuth2VerifyFunctionWithRequest,
+  type OAuth2VerifyFunctionWithRequestAndParams,
   type VerifyFunction,
   type VerifyFunctionWithRequest,
+  type WithRequest,
 } from '../strategy.js';
 
 /** `RSA2` = SHA256withRSA (the default), `RSA` = SHA1withRSA. */
@@ -785,12 +793,16 @@ export const sopProvider = defineProvider<SopOptions>({
  * ```
  */
 export class SopStrategy<User = Profile> extends OAuthKeeperStrategy<SopOptions, User> {
-  constructor(options: SopOptions & StrategyOptions, verify?: VerifyFunction<User>);
-  constructor(options: SopOptions & StrategyOptions & { passReqToCallback: true }, verify: VerifyFunctionWithRequest<User>);
+  constructor(options: SopOptions & StrategyOptions & NoRequest, verify?: VerifyFunction<User>);
+  constructor(options: SopOptions & StrategyOptions & NoRequest, verify: OAuth2VerifyFunction<User>);
+  constructor(options: SopOptions & StrategyOptions & NoRequest, verify: OAuth2VerifyFunctionWithParams<User>);
+  constructor(options: SopOptions & StrategyOptions & WithRequest, verify: VerifyFunctionWithRequest<User>);
+  constructor(options: SopOptions & StrategyOptions & WithRequest, verify: OAuth2VerifyFunctionWithRequest<User>);
+  constructor(options: SopOptions & StrategyOptions & WithRequest, verify: OAuth2VerifyFunctionWithRequestAndParams<User>);
   constructor(
     options: SopOptions & StrategyOptions & { passReqToCallback?: boolean },
-    verify?: VerifyFunction<User> | VerifyFunctionWithRequest<User>,
+    verify?: AnyVerifyFunction<User> | AnyVerifyFunctionWithRequest<User>,
   ) {
-    super(sopProvider, options, verify as VerifyFunction<User> | undefined);
+    super(sopProvider, options, verify as AnyVerifyFunction<User> | undefined);
   }
 }

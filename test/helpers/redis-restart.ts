@@ -75,11 +75,11 @@ function answersPing(port: number): Promise<boolean> {
 }
 
 /**
- * Starts a redis-server again on `port` (the one a killed server used) with `extraArgs`
- * (give it the same `durableRedisArgs(dir)` to find its data), and waits until it answers PING.
- * The arguments mirror `startRedisServer`'s so that the restarted server is configured alike.
+ * Starts a private redis-server on `port` with `extraArgs` and waits until it answers PING:
+ * on a `freePort()`, or again on the port of a killed one (give it the same `durableRedisArgs(dir)`
+ * to find its data). `startRedisServer` is this on a free port.
  */
-export async function restartRedisServer(port: number, extraArgs: string[]): Promise<RedisProcess> {
+export async function startRedisServerOn(port: number, extraArgs: string[]): Promise<RedisProcess> {
   const child = spawn(
     'redis-server',
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs],
