@@ -30,6 +30,8 @@ export type {
 } from './provider/types.js';
 
 export { OAuthKeeperStrategy } from './strategy.js';
+export { keepTokens } from './passport/adopt.js';
+export type { KeepTokensOptions, KeptVerify, KeptVerifyWithRequest } from './passport/adopt.js';
 export type {
   AnyVerifyFunction,
   AnyVerifyFunctionWithRequest,

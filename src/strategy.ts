@@ -379,7 +379,7 @@ export class OAuthKeeperStrategy<O extends ProviderOptions = ProviderOptions, Us
       ...(claims ? { claims } : {}),
       ...(tx.appState === undefined ? {} : { state: tx.appState }),
     };
-    callbackSessions.set(authInfo, req.sessionID);
+    markLogin(authInfo, req.sessionID);
     this.success(user, authInfo as unknown as Record<string, unknown>);
   }
 
@@ -421,14 +421,23 @@ export class OAuthKeeperStrategy<O extends ProviderOptions = ProviderOptions, Us
   }
 }
 
-const callbackSessions = new WeakMap<AuthenticationInfo, string>();
+const callbackSessions = new WeakMap<AuthenticationInfo, string | null>();
 
 /**
- * The session id a login's callback arrived with, for the session-fixation check of
- * `keeper.completeLogin()`; undefined for anything but a strategy's own `info`.
+ * Marks `info` as a completed login of an oauth-keeper strategy, with the session id its
+ * callback arrived with (`null` when unknown), for `keeper.completeLogin()`.
  * @internal
  */
-export function sessionIdAtCallback(info: AuthenticationInfo): string | undefined {
+export function markLogin(info: AuthenticationInfo, sessionId: string | null): void {
+  callbackSessions.set(info, sessionId);
+}
+
+/**
+ * The session id a login's callback arrived with (`null`: unknown), or undefined for
+ * anything but a login marked by {@link markLogin}.
+ * @internal
+ */
+export function sessionIdAtCallback(info: AuthenticationInfo): string | null | undefined {
   return callbackSessions.get(info);
 }
 

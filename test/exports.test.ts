@@ -17,6 +17,7 @@ const MAIN = [
   'createOAuthFetch',
   'createProxy',
   'guardSessionStore',
+  'keepTokens',
   'SopStrategy',
   'callSopGateway',
   'chinaTimestamp',

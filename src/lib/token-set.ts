@@ -66,10 +66,13 @@ const STANDARD_FIELDS = new Set([
  */
 export function readLifetime(value: unknown): number | undefined {
   if (value === undefined || value === null || value === '') return undefined;
-  if (typeof value === 'number') return value;
-  if (typeof value === 'string' && /^\s*-?\d+(\.\d+)?\s*$/.test(value)) return Number(value);
-  return Number.NaN;
+  const seconds = typeof value === 'number' ? value : typeof value === 'string' && /^\s*-?\d+(\.\d+)?\s*$/.test(value) ? Number(value) : Number.NaN;
+  // Beyond a century either way is no lifetime a provider means; it would overflow to an Invalid Date.
+  return Number.isFinite(seconds) && Math.abs(seconds) <= MAX_LIFETIME_SECONDS ? seconds : Number.NaN;
 }
+
+/** A hundred years, in seconds: the longest lifetime read as one. */
+const MAX_LIFETIME_SECONDS = 100 * 365 * 24 * 3600;
 
 /** Deepest nesting accepted anywhere in a token response; real ones are one or two levels deep. */
 export const MAX_TOKEN_RESPONSE_DEPTH = 16;
@@ -117,9 +120,13 @@ export function normalizeTokenResponse(
   const tokenType = body['token_type'] ?? 'Bearer';
   if (typeof tokenType !== 'string') return 'its token_type is not a string';
   const expiresIn = readLifetime(body['expires_in']);
-  if (Number.isNaN(expiresIn)) return 'its expires_in is not a number';
+  if (Number.isNaN(expiresIn)) return 'its expires_in is not a number of seconds (up to a century)';
   const refreshExpiresIn = readLifetime(body['refresh_token_expires_in']);
-  if (Number.isNaN(refreshExpiresIn)) return 'its refresh_token_expires_in is not a number';
+  if (Number.isNaN(refreshExpiresIn)) return 'its refresh_token_expires_in is not a number of seconds (up to a century)';
+  const scope = body['scope'];
+  if (scope !== undefined && scope !== null && typeof scope !== 'string' && !(Array.isArray(scope) && scope.every((s) => typeof s === 'string'))) {
+    return 'its scope is neither a string nor a list of strings';
+  }
   const refreshToken = body['refresh_token'];
   if (refreshToken !== undefined && refreshToken !== null && typeof refreshToken !== 'string') {
     return 'its refresh_token is not a string';
@@ -127,7 +134,6 @@ export function normalizeTokenResponse(
   if (typeof refreshToken === 'string' && refreshToken.length > 0 && !isUsableTokenValue(refreshToken)) {
     return 'its refresh_token holds characters a token cannot have (RFC 6749 allows printable ASCII only)';
   }
-  const scope = body['scope'];
   const idToken = body['id_token'];
   const extras: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(body)) if (!STANDARD_FIELDS.has(key)) extras[key] = value;

@@ -239,15 +239,21 @@ export class Keeper {
           if (info === undefined || arrivedWith === undefined || this.#strategies.get(info.provider) === undefined) {
             throw configurationError(
               'keeper.completeLogin() found no oauth-keeper login on this request: mount it right after ' +
-                'passport.authenticate(<a strategy given to oauthKeeper>) on the callback route, and do not set authInfo: false.',
+                'passport.authenticate(<a strategy given to oauthKeeper, or one whose verify is wrapped by keepTokens()>) ' +
+                'on the callback route, and do not set authInfo: false.',
             );
           }
           requireSession(req, 'keeper.completeLogin()');
-          if (req.sessionID === arrivedWith) await regenerateSession(req);
+          // Passport's req.logIn changed the id already, unless session: false (or unknown: change it).
+          if (arrivedWith === null || req.sessionID === arrivedWith) await regenerateSession(req);
+          // An adopted passport-oauth2 strategy has no returnTo of its own: Passport's session.returnTo.
+          const session = req.session as typeof req.session & { returnTo?: unknown };
+          const returnTo = info.returnTo || safeReturnTo(session.returnTo);
+          delete session.returnTo;
           await this.#keepLogin(req, info);
           if (!redirect) return next();
           res.set('cache-control', 'no-store');
-          res.redirect(303, info.returnTo);
+          res.redirect(303, returnTo);
         } catch (error) {
           this.#fail(error, req, res, next);
         }
@@ -446,7 +452,7 @@ export class Keeper {
       error instanceof OAuthKeeperError
         ? error
         : new OAuthKeeperError(ErrorCodes.PROVIDER_ERROR, 'The sign-in could not be completed; see error.cause.', { cause: error, status: 500 });
-    this.#logger.warn?.('oauth-keeper error', { code: known.code, provider: known.provider, status: known.status });
+    this.#logger.warn?.('oauth-keeper error', { code: known.code, provider: known.provider, status: known.status, message: known.message });
     if (known.retryAfter !== undefined && !res.headersSent) res.set('retry-after', String(known.retryAfter));
     if (this.#onError) return this.#onError(known, req, res, next);
     sendError(req, res, known);

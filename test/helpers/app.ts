@@ -82,7 +82,7 @@ export interface TestAppOptions {
   strategy?: (sandbox: RunningSandbox) => OAuthKeeperStrategy<any, any>;
   keeper?: Partial<Omit<KeeperOptions, 'strategies' | 'store' | 'passport'>>;
   usePassportSession?: boolean;
-  routes?: (app: Express, keeper: Keeper) => void;
+  routes?: (app: Express, keeper: Keeper, passport: InstanceType<typeof Passport>) => void;
   cookie?: session.CookieOptions;
 }
 
@@ -138,7 +138,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   app.get('/__owner', (req, res) => {
     res.json({ owner: req.session.oauthKeeper?.owner ?? null });
   });
-  options.routes?.(app, keeper);
+  options.routes?.(app, keeper, passport);
 
   const server = await new Promise<Server>((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));

@@ -539,6 +539,11 @@ function unusable(set: TokenSet): string | undefined {
     if (typeof token !== 'string' || !isUsableTokenValue(token)) return `stored ${what} token ${show(token)} is not 1*VSCHAR`;
     if (!fitsInHeader(token)) return `stored ${what} token ${show(token)} does not fit in a header`;
   }
+  // An instant is either "never" (null) or a real date: no overflow to ±Infinity or an Invalid Date.
+  for (const [what, at] of [['expiresAt', set.expiresAt], ['refreshTokenExpiresAt', set.refreshTokenExpiresAt]] as const) {
+    if (at === undefined || at === null) continue;
+    if (!Number.isFinite(at) || Number.isNaN(new Date(at).getTime())) return `stored ${what} ${String(at)} is not a usable instant`;
+  }
   return undefined;
 }
 

@@ -28,7 +28,14 @@ describe('token sets', () => {
   it.each([
     [{}, 'it has no access_token'],
     [{ access_token: '' }, 'it has no access_token'],
-    [{ access_token: 'a', expires_in: 'later' }, 'its expires_in is not a number'],
+    [{ access_token: 'a', expires_in: 'later' }, 'its expires_in is not a number of seconds (up to a century)'],
+    [{ access_token: 'a', expires_in: -1e400 }, 'its expires_in is not a number of seconds (up to a century)'],
+    [{ access_token: 'a', expires_in: 1e20 }, 'its expires_in is not a number of seconds (up to a century)'],
+    [{ access_token: 'a', expires_in: '-' + '9'.repeat(400) }, 'its expires_in is not a number of seconds (up to a century)'],
+    [{ access_token: 'a', refresh_token_expires_in: Number.NaN }, 'its refresh_token_expires_in is not a number of seconds (up to a century)'],
+    [{ access_token: 'a', scope: [1, {}] }, 'its scope is neither a string nor a list of strings'],
+    [{ access_token: 'a\r\nb' }, 'its access_token holds characters a token cannot have (RFC 6749 allows printable ASCII only)'],
+    [{ access_token: 'a', refresh_token: ' r' }, 'its refresh_token holds characters a token cannot have (RFC 6749 allows printable ASCII only)'],
     [{ access_token: 'a', refresh_token: 5 }, 'its refresh_token is not a string'],
     [{ access_token: 'a', token_type: 1 }, 'its token_type is not a string'],
   ])('describes what is wrong with %j', (body, why) => {
