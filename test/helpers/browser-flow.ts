@@ -87,16 +87,16 @@ export class CookieBrowser {
 }
 
 /**
- * Signs in on a sandbox's login page as `user` and approves: returns the provider's
- * answer (a redirect to the callback, or for form_post the auto-submitting page).
+ * Signs in on a sandbox's login page as `user` and approves (or denies): returns the
+ * provider's answer (a redirect to the callback, or for form_post the auto-submitting page).
  */
-export async function approveAs(authorizeURL: string, user: { username: string; password: string }): Promise<Answer> {
+export async function approveAs(authorizeURL: string, user: { username: string; password: string }, decision: 'approve' | 'deny' = 'approve'): Promise<Answer> {
   const provider = new CookieBrowser();
   const page = await provider.visit(authorizeURL);
   if (page.status !== 200) throw new Error(`the sandbox's login page answered ${page.status}`);
   const form = parseForm(page.text);
   const action = new URL(form.action, authorizeURL);
-  return provider.visit(action, { form: { ...form.fields, username: user.username, password: user.password, decision: 'approve' } });
+  return provider.visit(action, { form: { ...form.fields, username: user.username, password: user.password, decision } });
 }
 
 export type ResponseMode = 'query' | 'fragment' | 'form_post';
