@@ -31,7 +31,7 @@ export type {
 
 export { OAuthKeeperStrategy } from './strategy.js';
 export { keepTokens } from './passport/adopt.js';
-export type { KeepTokensOptions, KeptVerify, KeptVerifyWithRequest } from './passport/adopt.js';
+export type { KeepTokensOptions, KeptVerify, KeptVerifyWithRequest, PassportVerified } from './passport/adopt.js';
 export type {
   AnyVerifyFunction,
   AnyVerifyFunctionWithRequest,

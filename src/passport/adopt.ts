@@ -9,8 +9,14 @@ import type { VerifyDone } from './verify.js';
 /** A passport-oauth2 verify as its users write it; any of its four shapes. */
 type OAuth2Verify = (...args: never[]) => unknown;
 
+/**
+ * passport-oauth2's `verified` callback, typed to accept any strategy's own callback type
+ * (it is only ever called by passport-oauth2, never by you).
+ */
+export type PassportVerified = (error: unknown, user?: never, info?: never) => void;
+
 /** The verify that passport-oauth2 calls with `params`: (accessToken, refreshToken, params, profile, done). */
-export type KeptVerify = (accessToken: string, refreshToken: string | undefined, params: unknown, profile: Profile, done: VerifyDone<unknown>) => void;
+export type KeptVerify = (accessToken: string, refreshToken: string | undefined, params: unknown, profile: Profile, done: PassportVerified) => void;
 /** The same with `passReqToCallback: true`. */
 export type KeptVerifyWithRequest = (
   req: Request,
@@ -18,7 +24,7 @@ export type KeptVerifyWithRequest = (
   refreshToken: string | undefined,
   params: unknown,
   profile: Profile,
-  done: VerifyDone<unknown>,
+  done: PassportVerified,
 ) => void;
 
 export interface KeepTokensOptions {
@@ -79,8 +85,8 @@ export function keepTokens(name: string, verify?: OAuth2Verify, options: KeepTok
   };
   // passport-oauth2 tells its verify shapes apart by their length: these have params.
   return passReq
-    ? (req: Request, accessToken: string, refreshToken: string | undefined, params: unknown, profile: Profile, done: VerifyDone<unknown>) =>
-        run(req, accessToken, refreshToken, params, profile, done)
-    : (accessToken: string, refreshToken: string | undefined, params: unknown, profile: Profile, done: VerifyDone<unknown>) =>
-        run(undefined, accessToken, refreshToken, params, profile, done);
+    ? (req: Request, accessToken: string, refreshToken: string | undefined, params: unknown, profile: Profile, done: PassportVerified) =>
+        run(req, accessToken, refreshToken, params, profile, done as VerifyDone<unknown>)
+    : (accessToken: string, refreshToken: string | undefined, params: unknown, profile: Profile, done: PassportVerified) =>
+        run(undefined, accessToken, refreshToken, params, profile, done as VerifyDone<unknown>);
 }
