@@ -53,6 +53,11 @@ export interface StrategyOptions {
   skipUserProfile?: boolean | ((tokens: TokenSet) => boolean | Promise<boolean>);
   /** Extra authorization request parameters for every login (`prompt`, `access_type`, ...). */
   authorizationParams?: Readonly<Record<string, string>>;
+  /**
+   * passport-oauth2's `proxy`: trust `X-Forwarded-Proto` / `-Host` for relative callback URLs
+   * even when Express's `trust proxy` is not set. Prefer `app.set('trust proxy', ...)`.
+   */
+  proxy?: boolean;
 }
 
 /** What `success(user, info)` carries, for the token middleware and custom callbacks. */
@@ -165,7 +170,13 @@ export class OAuthKeeperStrategy<O extends ProviderOptions = ProviderOptions, Us
     this.name = options.name ?? provider.name;
     this.provider = provider;
     this.options = Object.freeze({ ...options });
-    this.tokens = new TokenClient(this.name, provider, this.options, (grant) => this.tokenParams(grant));
+    this.tokens = new TokenClient(
+      this.name,
+      provider,
+      this.options,
+      (grant) => this.tokenParams(grant),
+      (error) => this.parseErrorResponse(error),
+    );
     this.limits = {
       ttlMs: (options.loginTimeoutSeconds ?? 600) * 1000,
       max: options.maxPendingLogins ?? 10,
@@ -191,6 +202,16 @@ export class OAuthKeeperStrategy<O extends ProviderOptions = ProviderOptions, Us
       ...(options.loginHint === undefined ? {} : { login_hint: options.loginHint }),
       ...options.authorizationParams,
     };
+  }
+
+  /**
+   * Rewrites the typed error of a refused token request (as passport-oauth2's
+   * `parseErrorResponse`); the provider's raw answer is on `error.details`. Keep
+   * `grantInvalid` true only for answers that say the grant is invalid: only those delete
+   * stored tokens. Default: the error as it is.
+   */
+  parseErrorResponse(error: OAuthKeeperError): OAuthKeeperError {
+    return error;
   }
 
   /** Extra token request parameters (as passport-oauth2's hook of the same name). Default none. */
@@ -244,9 +265,18 @@ export class OAuthKeeperStrategy<O extends ProviderOptions = ProviderOptions, Us
     });
   }
 
-  /** The absolute redirect URI for this request, without any state binding. */
+  /**
+   * The absolute redirect URI for this request, without any state binding: a path is
+   * resolved against the public origin, as Express's `trust proxy` gives it — or, with the
+   * passport-oauth2 option `proxy: true`, as `X-Forwarded-Proto` / `-Host` say.
+   */
   callbackURLFor(req: Request, configured: string = this.options.callbackURL): string {
     if (/^https?:\/\//.test(configured)) return configured;
+    if (this.options.proxy === true) {
+      const proto = req.get('x-forwarded-proto')?.split(',')[0]?.trim();
+      const host = req.get('x-forwarded-host')?.split(',')[0]?.trim();
+      return `${proto === 'https' || proto === 'http' ? proto : req.protocol}://${host || publicHost(req)}${configured}`;
+    }
     return `${req.protocol}://${publicHost(req)}${configured}`;
   }
 

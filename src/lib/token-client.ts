@@ -16,6 +16,8 @@ export class TokenClient<O extends ProviderOptions = ProviderOptions> {
     readonly provider: ProviderDefinition<O>,
     readonly options: Readonly<O>,
     readonly extraParams: TokenParams = () => ({}),
+    /** Rewrites a token endpoint's typed error (a strategy's `parseErrorResponse`). */
+    readonly parseError: (error: OAuthKeeperError) => OAuthKeeperError = (error) => error,
   ) {}
 
   #extra(grantType: 'authorization_code' | 'refresh_token'): { extraParams?: Record<string, string> } {
@@ -66,25 +68,29 @@ export class TokenClient<O extends ProviderOptions = ProviderOptions> {
     try {
       return await operation();
     } catch (cause) {
-      if (cause instanceof OAuthKeeperError) {
-        if (cause.provider === undefined || cause.provider === this.name) throw cause;
-        // A provider's hooks name the provider type; the caller knows the strategy by its own name.
-        throw new OAuthKeeperError(cause.code, cause.message, {
-          status: cause.status,
-          provider: this.name,
-          transient: cause.transient,
-          grantInvalid: cause.grantInvalid,
-          ...(cause.retryAfter === undefined ? {} : { retryAfter: cause.retryAfter }),
-          ...(cause.cause === undefined ? {} : { cause: cause.cause }),
-          ...(cause.oauthError === undefined ? {} : { oauthError: cause.oauthError }),
-          ...(cause.details === undefined ? {} : { details: cause.details }),
-        });
-      }
-      throw new OAuthKeeperError(
-        ErrorCodes.TOKEN_ENDPOINT_FAILED,
-        `The ${this.name} token request failed unexpectedly; see error.cause.`,
-        { provider: this.name, cause, transient: true },
-      );
+      throw this.#named(cause instanceof OAuthKeeperError && cause.code === ErrorCodes.TOKEN_ENDPOINT_FAILED ? this.parseError(cause) : cause);
     }
+  }
+
+  #named(cause: unknown): OAuthKeeperError {
+    if (!(cause instanceof OAuthKeeperError)) {
+      return new OAuthKeeperError(ErrorCodes.TOKEN_ENDPOINT_FAILED, `The ${this.name} token request failed unexpectedly; see error.cause.`, {
+        provider: this.name,
+        cause,
+        transient: true,
+      });
+    }
+    if (cause.provider === undefined || cause.provider === this.name) return cause;
+    // A provider's hooks name the provider type; the caller knows the strategy by its own name.
+    return new OAuthKeeperError(cause.code, cause.message, {
+      status: cause.status,
+      provider: this.name,
+      transient: cause.transient,
+      grantInvalid: cause.grantInvalid,
+      ...(cause.retryAfter === undefined ? {} : { retryAfter: cause.retryAfter }),
+      ...(cause.cause === undefined ? {} : { cause: cause.cause }),
+      ...(cause.oauthError === undefined ? {} : { oauthError: cause.oauthError }),
+      ...(cause.details === undefined ? {} : { details: cause.details }),
+    });
   }
 }

@@ -1,7 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import type { Express, NextFunction, Request, Response } from 'express';
-import { CnblogsStrategy, DiStrategy, ErrorCodes, OAuthKeeperStrategy, SopStrategy, type Profile, type TokenSet, type VerifyDone } from '../../src/index';
-import type { RunningSandbox, RunningSopSandbox } from '../../src/sandbox/index';
+import { CnblogsStrategy, DiStrategy, ErrorCodes, OAuthKeeperError, OAuthKeeperStrategy, SopStrategy, type Profile, type TokenSet, type VerifyDone } from '../../src/index';
+import type { DiSandbox, RunningSandbox, RunningSopSandbox } from '../../src/sandbox/index';
 import { startCnblogsSandbox, startDiSandbox, startOAuth2Sandbox } from '../../src/sandbox/index';
 import { createTestApp, exampleProvider, login, type TestApp, type TestAppOptions } from '../helpers/app';
 import { approveAs, CookieBrowser } from '../helpers/browser-flow';
@@ -358,5 +358,49 @@ describe('behind a reverse proxy: relative callback URLs and the logout origin f
     expect(new URL(start.headers['location'] as string).searchParams.get('redirect_uri')).toBe(`${t.url}/auth/example/callback`);
     const refused = await agent.post('/logout').set(forwarded).set('origin', 'https://app.example.com').set('accept', 'application/json').expect(403);
     expect(refused.body.error).toBe(ErrorCodes.CROSS_ORIGIN_REQUEST);
+  });
+});
+
+describe("passport-oauth2's hooks and options", () => {
+  let t: TestApp;
+  afterEach(async () => {
+    await t.close();
+  });
+
+  it('proxy: true trusts X-Forwarded-Proto / -Host for the callback URL without Express trust proxy', async () => {
+    t = await createTestApp({ strategy: (s) => new OAuthKeeperStrategy(exampleProvider, { ...client, callbackURL: '/auth/example/callback', baseURL: s.url, proxy: true }) });
+    const start = await t.agent().get('/auth/example').set({ 'x-forwarded-host': 'app.example.com', 'x-forwarded-proto': 'https' }).expect(302);
+    expect(new URL(start.headers['location'] as string).searchParams.get('redirect_uri')).toBe('https://app.example.com/auth/example/callback');
+  });
+
+  it('a subclass adds token parameters (tokenParams) and reads refusals its own way (parseErrorResponse)', async () => {
+    class AudienceDi extends DiStrategy {
+      override tokenParams(grant: { grantType: 'authorization_code' | 'refresh_token' }): Record<string, string> {
+        return { audience: `patents-${grant.grantType}` };
+      }
+      override parseErrorResponse(error: InstanceType<typeof OAuthKeeperError>) {
+        // This platform says "revoked" with a code of its own: the grant is gone.
+        return error.oauthError === 'revoked_by_admin'
+          ? new OAuthKeeperError(error.code, error.message, { provider: error.provider ?? 'di', oauthError: error.oauthError, grantInvalid: true })
+          : error;
+      }
+    }
+    let sandbox!: DiSandbox;
+    t = await createTestApp({
+      startSandbox: async () => (sandbox = await startDiSandbox({ autoApprove: true })),
+      strategy: (s) => new AudienceDi({ ...client, callbackURL: '/auth/di/callback', baseURL: s.url }),
+    });
+    const agent = t.agent();
+    await login(agent, '/auth/di');
+    expect(sandbox.lastTokenRequest!.query['audience']).toBe('patents-authorization_code');
+    const owner = await t.ownerOf(agent);
+    await t.expireToken(owner);
+    await agent.get('/me').set('accept', 'application/json').expect(200);
+    expect(sandbox.lastTokenRequest!.query['audience']).toBe('patents-refresh_token');
+    await t.expireToken(owner);
+    sandbox.engine.injectFault('token', { status: 400, body: '{"error":"revoked_by_admin"}' });
+    const res = await agent.get('/me').set('accept', 'application/json').expect(401);
+    expect(res.body.error).toBe(ErrorCodes.REAUTHORIZATION_REQUIRED);
+    expect(await t.store.get(owner, 'di')).toBeNull();
   });
 });
