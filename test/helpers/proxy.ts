@@ -1,6 +1,7 @@
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
+import { defineProvider, type ProviderOptions } from '../../src/index';
 import type { TestApp } from './app';
 
 /**
@@ -65,6 +66,20 @@ export async function sessionCookie(agent: Agent): Promise<string> {
 // ---------------------------------------------------------------------------
 // the upstream side
 // ---------------------------------------------------------------------------
+
+export interface EchoOptions extends ProviderOptions {
+  baseURL: string;
+  apiURL: string;
+}
+
+/** A provider whose login and tokens are a sandbox's (`baseURL`) and whose API is a test's own upstream (`apiURL`). */
+export const echoProvider = defineProvider<EchoOptions>({
+  name: 'echo',
+  authorizationURL: (o) => `${o.baseURL}/authorize`,
+  tokenURL: (o) => `${o.baseURL}/token`,
+  scope: ['read'],
+  api: { baseURL: (o) => o.apiURL },
+});
 
 export interface Seen {
   method: string;

@@ -1,11 +1,11 @@
 import type { ServerResponse } from 'node:http';
 import { gzipSync } from 'node:zlib';
 import type { Express } from 'express';
-import { DiStrategy, OAuthKeeperStrategy, defineProvider, type Keeper, type ProviderOptions } from '../../src/index';
+import { DiStrategy, OAuthKeeperStrategy, type Keeper } from '../../src/index';
 import type { DiSandbox } from '../../src/sandbox/index';
 import { startDiSandbox } from '../../src/sandbox/index';
 import { createTestApp, login, type TestApp } from '../helpers/app';
-import { cookieRoute, raw, sessionCookie, startRecorder, type Recorder, type RawAnswer } from '../helpers/proxy';
+import { cookieRoute, echoProvider, raw, sessionCookie, startRecorder, type Recorder, type RawAnswer } from '../helpers/proxy';
 
 /**
  * Nothing the package attached to an API call — the access token, the client secret, an
@@ -14,19 +14,6 @@ import { cookieRoute, raw, sessionCookie, startRecorder, type Recorder, type Raw
  * byte per chunk, a small (inspected) or large (streamed) error answer. And the case that
  * happens for real: di's Spring resource server answering `Invalid access token: <token>`.
  */
-
-interface EchoOptions extends ProviderOptions {
-  baseURL: string;
-  apiURL: string;
-}
-
-const echoProvider = defineProvider<EchoOptions>({
-  name: 'echo',
-  authorizationURL: (o) => `${o.baseURL}/authorize`,
-  tokenURL: (o) => `${o.baseURL}/token`,
-  scope: ['read'],
-  api: { baseURL: (o) => o.apiURL },
-});
 
 const FILLER = 'f'.repeat(100 * 1024);
 

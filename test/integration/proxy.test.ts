@@ -1,13 +1,14 @@
 import { request as httpRequest } from 'node:http';
 import express from 'express';
 import type { Request } from 'express';
-import { defineProvider, ErrorCodes, OAuthKeeperStrategy, type Keeper, type ProviderOptions } from '../../src/index';
+import { ErrorCodes, OAuthKeeperStrategy, type Keeper } from '../../src/index';
 import { createOAuthFetch } from '../../src/lib/api-client';
 import { ownerOf } from '../../src/lib/session';
 import { createProxy } from '../../src/middleware/proxy';
 import { createTestApp, login, type TestApp } from '../helpers/app';
 import {
   cookieRoute,
+  echoProvider,
   escapeVectors,
   expectRequestHygiene,
   expectResponseHygiene,
@@ -44,20 +45,6 @@ function startUpstream(verify: () => (token: string | undefined) => boolean): Pr
     res.end(JSON.stringify({ method: seen.method, url: seen.url, body: seen.body.toString('utf8'), length: seen.body.length }));
   });
 }
-
-interface EchoOptions extends ProviderOptions {
-  baseURL: string;
-  apiURL: string;
-}
-
-/** The sandbox for login and tokens, our upstream for the API. */
-const echoProvider = defineProvider<EchoOptions>({
-  name: 'echo',
-  authorizationURL: (o) => `${o.baseURL}/authorize`,
-  tokenURL: (o) => `${o.baseURL}/token`,
-  scope: ['read'],
-  api: { baseURL: (o) => o.apiURL },
-});
 
 async function storedAccessToken(t: TestApp, agent: Agent, provider: string): Promise<string> {
   const owner = ((await agent.get('/_owner').expect(200)).body as { owner: string }).owner;
