@@ -72,12 +72,13 @@ export { createProxy } from './middleware/proxy.js';
 export { guardSessionStore } from './middleware/session-store.js';
 export type { GuardSessionStoreOptions } from './middleware/session-store.js';
 export type { ForwardHeadersOption, ProxyOptions } from './middleware/proxy.js';
-export { createOAuthFetch } from './lib/api-client.js';
-export type { ApiClientOptions, OAuthFetch, OAuthFetchBody, OAuthFetchInit } from './lib/api-client.js';
+export { createOAuthFetch } from './middleware/fetch.js';
+export type { ApiClientOptions } from './lib/api/types.js';
+export type { OAuthFetch, OAuthFetchBody, OAuthFetchInit } from './middleware/fetch.js';
 export type { RefreshEvents, RefreshOptions } from './lib/refresh.js';
 export type { OAuthToken, TokenSet } from './lib/token-set.js';
 export type { EncryptionKey } from './lib/cipher.js';
-export type { KeeperSessionData, LoginTransaction } from './lib/session.js';
+export type { KeeperSessionData, LoginTransaction } from './passport/session.js';
 export { safeReturnTo } from './lib/return-to.js';
 
 export {

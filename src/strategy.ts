@@ -3,8 +3,8 @@ import { Strategy as PassportStrategy } from 'passport-strategy';
 import { configurationError, ErrorCodes, OAuthKeeperError } from './errors.js';
 import { codeChallengeS256, randomToken } from './lib/pkce.js';
 import { safeReturnTo } from './lib/return-to.js';
-import { secretForms, scrubBuffer } from './lib/scrub.js';
-import { addTransaction, requireSession, saveSession, takeTransaction, type TransactionLimits } from './lib/session.js';
+import { secretForms, scrubBuffer } from './lib/api/scrub.js';
+import { addTransaction, requireSession, saveSession, takeTransaction, type TransactionLimits } from './passport/session.js';
 import { TokenClient } from './lib/token-client.js';
 import type { TokenSet } from './lib/token-set.js';
 import {

@@ -2,11 +2,11 @@ import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Respon
 import { configurationError, ErrorCodes, OAuthKeeperError } from '../errors.js';
 import { RefreshCoordinator, type RefreshOptions } from '../lib/refresh.js';
 import { safeReturnTo } from '../lib/return-to.js';
-import { destroySession, ownerOf, regenerateSession, requireSession, saveSession } from '../lib/session.js';
+import { destroySession, ownerOf, regenerateSession, requireSession, saveSession } from '../passport/session.js';
 import { toOAuthToken, type OAuthToken } from '../lib/token-set.js';
 import type { TokenStore } from '../store/token-store.js';
 import { publicHost, sessionIdAtCallback, type AuthenticateOptions, type AuthenticationInfo, type OAuthKeeperStrategy } from '../strategy.js';
-import { createOAuthFetch } from '../lib/api-client.js';
+import { createOAuthFetch } from './fetch.js';
 import { createProxy, type ProxyOptions } from './proxy.js';
 import { escapeHtml, isNavigation, sendError } from './respond.js';
 

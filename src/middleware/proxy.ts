@@ -2,7 +2,10 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { pipeline, Readable } from 'node:stream';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { configurationError, ErrorCodes, OAuthKeeperError } from '../errors.js';
-import { ApiClient, API_DEFAULTS, isUnderBase, TRANSPORT_HEADERS, type ApiCallResult, type ApiClientOptions } from '../lib/api-client.js';
+import { ApiClient } from '../lib/api/client.js';
+import { API_DEFAULTS, TRANSPORT_HEADERS, type ApiCallResult, type ApiClientOptions } from '../lib/api/types.js';
+import { isUnderBase } from '../lib/api/url-guard.js';
+import { ownerOf } from '../passport/session.js';
 import type { Keeper } from './keeper.js';
 
 /** Which incoming request headers go upstream (credentials and hop-by-hop headers never do). */
@@ -275,7 +278,7 @@ export function createProxy(keeper: Keeper, provider: string, options: ProxyOpti
       try {
         const headers = filterRequestHeaders(req.headers, policy);
         const { body, length } = requestBody(req, provider, headers);
-        const result = await client.call(req, {
+        const result = await client.call({ owner: ownerOf(req, false), request: req }, {
           method,
           url: target,
           headers,

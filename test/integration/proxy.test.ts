@@ -2,8 +2,8 @@ import { request as httpRequest } from 'node:http';
 import express from 'express';
 import type { Request } from 'express';
 import { ErrorCodes, OAuthKeeperStrategy, type Keeper } from '../../src/index';
-import { createOAuthFetch } from '../../src/lib/api-client';
-import { ownerOf } from '../../src/lib/session';
+import { createOAuthFetch } from '../../src/middleware/fetch';
+import { ownerOf } from '../../src/passport/session';
 import { createProxy } from '../../src/middleware/proxy';
 import { createTestApp, login, type TestApp } from '../helpers/app';
 import {

@@ -2,7 +2,7 @@
 /// <reference types="passport" preserve="true" />
 import type { Request } from 'express';
 import { ErrorCodes, OAuthKeeperError } from '../errors.js';
-import { randomToken } from './pkce.js';
+import { randomToken } from '../lib/pkce.js';
 
 /** One pending login, keyed by its state. Lives in the session, never in a cookie or URL. */
 export interface LoginTransaction {

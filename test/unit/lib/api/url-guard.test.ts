@@ -1,6 +1,6 @@
-import { ErrorCodes, OAuthKeeperError } from '../../../src/index';
-import { isUnderBase, resolveApiInput, resolveApiPath, unsafePathReason } from '../../../src/lib/api-client';
-import { forwardableRequestHeaders, returnableResponseHeaders } from '../../../src/middleware/proxy';
+import { ErrorCodes, OAuthKeeperError } from '../../../../src/index';
+import { isUnderBase, resolveApiInput, resolveApiPath, unsafePathReason } from '../../../../src/lib/api/url-guard';
+import { forwardableRequestHeaders, returnableResponseHeaders } from '../../../../src/middleware/proxy';
 
 const base = new URL('https://api.example.com/v2');
 

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { ScrubStream, scrubBuffer, secretForms } from '../../../src/lib/scrub';
+import { ScrubStream, scrubBuffer, secretForms } from '../../../../src/lib/api/scrub';
 
 const TOKEN = 'tok/en+with=chars"and\\more';
 

@@ -3,8 +3,10 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import type { Request } from 'express';
-import { defineProvider, ErrorCodes, OAuthKeeperError, type ApiResponseHead, type ApiSpec, type ProviderOptions, type TokenSet } from '../../../src/index';
-import { ApiClient, createOAuthFetch, type ApiKeeper } from '../../../src/lib/api-client';
+import { defineProvider, ErrorCodes, OAuthKeeperError, type ApiResponseHead, type ApiSpec, type ProviderOptions, type TokenSet } from '../../../../src/index';
+import { ApiClient } from '../../../../src/lib/api/client';
+import type { ApiKeeper } from '../../../../src/lib/api/types';
+import { createOAuthFetch } from '../../../../src/middleware/fetch';
 
 interface Seen {
   method: string;
@@ -79,6 +81,8 @@ function fakeKeeper(definition: ReturnType<typeof provider>, apiURL: string, tok
 }
 
 const req = { session: { oauthKeeper: { owner: 'owner-1' } } } as unknown as Request;
+/** The session an API call is made for: its owner, and the request its token set is read once for. */
+const session = { owner: 'owner-1', request: req };
 
 function text(body: Buffer | Readable | null): Promise<string> {
   if (body === null) return Promise.resolve('');
@@ -129,7 +133,7 @@ describe('ApiClient', () => {
     it('reads the answer through readResponse, refreshes once on a rejection in the body, and retries with the same body', async () => {
       const { keeper, calls } = fakeKeeper(gateway, upstream.url, [tokenSet('old'), tokenSet('new')]);
       const client = new ApiClient(keeper, 'acme');
-      const result = await client.call(req, { method: 'POST', url: client.resolve('/goods.get'), headers: new Headers(), body: Buffer.from('payload') });
+      const result = await client.call(session, { method: 'POST', url: client.resolve('/goods.get'), headers: new Headers(), body: Buffer.from('payload') });
       expect(result.retried).toBe(true);
       expect(Buffer.isBuffer(result.body)).toBe(true);
       expect(JSON.parse(await text(result.body))).toEqual({ code: 'ok', echo: { biz: 'payload' } });
@@ -141,7 +145,7 @@ describe('ApiClient', () => {
     it('retries only once: a second rejection is returned as it is', async () => {
       const { keeper, calls } = fakeKeeper(gateway, upstream.url, [tokenSet('old'), tokenSet('newer')]);
       const client = new ApiClient(keeper, 'acme');
-      const result = await client.call(req, { method: 'POST', url: client.resolve('/x'), headers: new Headers() });
+      const result = await client.call(session, { method: 'POST', url: client.resolve('/x'), headers: new Headers() });
       expect(result.retried).toBe(true);
       expect(JSON.parse(await text(result.body))).toEqual({ code: 'invalid-token' });
       expect(upstream.seen).toHaveLength(2);
@@ -151,7 +155,7 @@ describe('ApiClient', () => {
     it('does not retry when the refresh gives the same token back (refresh unavailable, token still valid)', async () => {
       const { keeper } = fakeKeeper(gateway, upstream.url, [tokenSet('old'), tokenSet('old')]);
       const client = new ApiClient(keeper, 'acme');
-      const result = await client.call(req, { method: 'POST', url: client.resolve('/x'), headers: new Headers() });
+      const result = await client.call(session, { method: 'POST', url: client.resolve('/x'), headers: new Headers() });
       expect(result.retried).toBe(false);
       expect(upstream.seen).toHaveLength(1);
     });
@@ -163,7 +167,7 @@ describe('ApiClient', () => {
       };
       const { keeper } = fakeKeeper(gateway, upstream.url, [tokenSet('new')]);
       const client = new ApiClient(keeper, 'acme');
-      await expect(client.call(req, { method: 'POST', url: client.resolve('/x'), headers: new Headers() })).rejects.toMatchObject({
+      await expect(client.call(session, { method: 'POST', url: client.resolve('/x'), headers: new Headers() })).rejects.toMatchObject({
         code: ErrorCodes.RESPONSE_SIGNATURE_INVALID,
       });
     });
@@ -172,7 +176,7 @@ describe('ApiClient', () => {
       const { keeper } = fakeKeeper(gateway, upstream.url, [tokenSet('new')]);
       const client = new ApiClient(keeper, 'acme', { maxBufferedBodyBytes: 10 });
       const body = Readable.from([Buffer.from('0123456789'), Buffer.from('abcdef')]);
-      await expect(client.call(req, { method: 'POST', url: client.resolve('/x'), headers: new Headers(), body })).rejects.toMatchObject({
+      await expect(client.call(session, { method: 'POST', url: client.resolve('/x'), headers: new Headers(), body })).rejects.toMatchObject({
         code: ErrorCodes.API_REQUEST_INVALID,
         status: 413,
       });
@@ -183,10 +187,10 @@ describe('ApiClient', () => {
       const reauth = new OAuthKeeperError(ErrorCodes.REAUTHORIZATION_REQUIRED, 'The acme refresh was refused.', { provider: 'acme' });
       const first = fakeKeeper(gateway, upstream.url, [tokenSet('old'), reauth]);
       const client = new ApiClient(first.keeper, 'acme');
-      await expect(client.call(req, { method: 'GET', url: client.resolve('/x'), headers: new Headers() })).rejects.toBe(reauth);
+      await expect(client.call(session, { method: 'GET', url: client.resolve('/x'), headers: new Headers() })).rejects.toBe(reauth);
       const second = fakeKeeper(gateway, upstream.url, [tokenSet('old'), null]);
       const other = new ApiClient(second.keeper, 'acme');
-      await expect(other.call(req, { method: 'GET', url: other.resolve('/x'), headers: new Headers() })).rejects.toMatchObject({
+      await expect(other.call(session, { method: 'GET', url: other.resolve('/x'), headers: new Headers() })).rejects.toMatchObject({
         code: ErrorCodes.AUTHORIZATION_REQUIRED,
       });
     });
@@ -215,9 +219,9 @@ describe('ApiClient', () => {
       };
       const { keeper } = fakeKeeper(definition, `${upstream.url}/v1`, [tokenSet('a'), tokenSet('a'), tokenSet('a')]);
       const client = new ApiClient(keeper, 'acme');
-      const gz = await client.call(req, { method: 'GET', url: client.resolve('/gz'), headers: new Headers() });
-      const plain = await client.call(req, { method: 'GET', url: client.resolve('/text'), headers: new Headers() });
-      const ok = await client.call(req, { method: 'GET', url: client.resolve('/ok'), headers: new Headers() });
+      const gz = await client.call(session, { method: 'GET', url: client.resolve('/gz'), headers: new Headers() });
+      const plain = await client.call(session, { method: 'GET', url: client.resolve('/text'), headers: new Headers() });
+      const ok = await client.call(session, { method: 'GET', url: client.resolve('/ok'), headers: new Headers() });
       expect(seenHeads.map((h) => h.body)).toEqual([{ error: 'bad' }, 'nope', undefined]);
       // The inspected answer is handed on decoded (it was checked for credentials), the success as a stream.
       expect(Buffer.isBuffer(gz.body)).toBe(true);
@@ -238,7 +242,7 @@ describe('ApiClient', () => {
       };
       const { keeper } = fakeKeeper(definition, upstream.url, [tokenSet('a')]);
       const client = new ApiClient(keeper, 'acme');
-      const result = await client.call(req, { method: 'GET', url: client.resolve('/x'), headers: new Headers() });
+      const result = await client.call(session, { method: 'GET', url: client.resolve('/x'), headers: new Headers() });
       expect(seenHeads[0]!.body).toBeUndefined();
       expect(await text(result.body)).toBe(big);
     });
@@ -257,7 +261,7 @@ describe('ApiClient', () => {
       const { keeper } = fakeKeeper(provider(), upstream.url, [tokenSet('a')]);
       const client = new ApiClient(keeper, 'acme');
       const controller = new AbortController();
-      const pending = client.call(req, { method: 'GET', url: client.resolve('/x'), headers: new Headers(), signal: controller.signal });
+      const pending = client.call(session, { method: 'GET', url: client.resolve('/x'), headers: new Headers(), signal: controller.signal });
       await inHand;
       const reason = new Error('client gone');
       controller.abort(reason);
@@ -268,13 +272,13 @@ describe('ApiClient', () => {
     it('needs a session owner and a stored token', async () => {
       const { keeper, calls } = fakeKeeper(provider(), upstream.url, [null]);
       const client = new ApiClient(keeper, 'acme');
-      const anonymous = { session: {} } as unknown as Request;
+      const anonymous = { owner: undefined, request: {} };
       await expect(client.call(anonymous, { method: 'GET', url: client.resolve('/x'), headers: new Headers() })).rejects.toMatchObject({
         code: ErrorCodes.AUTHORIZATION_REQUIRED,
         status: 401,
       });
       expect(calls).toHaveLength(0);
-      await expect(client.call(req, { method: 'GET', url: client.resolve('/x'), headers: new Headers() })).rejects.toMatchObject({
+      await expect(client.call(session, { method: 'GET', url: client.resolve('/x'), headers: new Headers() })).rejects.toMatchObject({
         code: ErrorCodes.AUTHORIZATION_REQUIRED,
       });
       expect(upstream.seen).toHaveLength(0);

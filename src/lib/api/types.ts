@@ -1,0 +1,119 @@
+import type { Readable } from 'node:stream';
+import { ErrorCodes, OAuthKeeperError } from '../../errors.js';
+import type { ProviderDefinition, ProviderOptions } from '../../provider/types.js';
+import type { RefreshCoordinator } from '../refresh.js';
+import type { TokenClient } from '../token-client.js';
+
+/**
+ * The shapes of one downstream API call, shared by the client, the transport and the
+ * middleware that mount them.
+ */
+
+/** What an API call needs of one provider: its definition, options and token client. */
+export interface ApiProvider {
+  readonly provider: ProviderDefinition<ProviderOptions>;
+  readonly options: Readonly<ProviderOptions>;
+  readonly tokens: TokenClient<ProviderOptions>;
+}
+
+/** The part of the keeper an API call needs. */
+export interface ApiKeeper {
+  strategy(provider: string): ApiProvider;
+  readonly refresher: Pick<RefreshCoordinator, 'forRequest' | 'replaceRejected'>;
+}
+
+/**
+ * Whose call it is: the session's token owner (none: not logged in) and the object that
+ * lives as long as the request, under which its token set is read once.
+ */
+export interface ApiSession {
+  owner: string | undefined;
+  request: object;
+}
+
+export interface ApiClientOptions {
+  /**
+   * Per attempt: how long to wait for the answer's status and headers (and, when the
+   * answer is buffered, its whole body). A streamed body is not limited. Default 30000.
+   */
+  timeoutMs?: number;
+  /**
+   * Request bodies up to this size are buffered so the call can be retried after a
+   * refresh; larger bodies are streamed and never retried. Default 1 MiB.
+   */
+  maxBufferedBodyBytes?: number;
+  /** Largest answer read when the provider's binding must see it whole (`readResponse`). Default 8 MiB. */
+  maxBufferedResponseBytes?: number;
+}
+
+export const API_DEFAULTS = Object.freeze({
+  timeoutMs: 30_000,
+  maxBufferedBodyBytes: 1024 * 1024,
+  maxBufferedResponseBytes: 8 * 1024 * 1024,
+});
+
+/** Error answers up to this size are read to let `isTokenRejected` see their body. */
+export const INSPECT_LIMIT = 64 * 1024;
+
+/** Headers that are never sent upstream, whoever set them: the transport owns them. */
+export const TRANSPORT_HEADERS: ReadonlySet<string> = new Set([
+  'host',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'content-length',
+  'expect',
+  'http2-settings',
+]);
+
+/** One API call, before credentials are attached. */
+export interface ApiCall {
+  method: string;
+  /** The target, already resolved under the API base (see {@link ApiClient.resolve}). */
+  url: URL;
+  headers: Headers;
+  /** A Buffer is always replayable; a stream is buffered up to `maxBufferedBodyBytes`. */
+  body?: Buffer | Readable;
+  /** Length of a streamed body, when known (its `Content-Length`). */
+  bodyLength?: number;
+  /** Aborts the call (and a streamed answer): e.g. the client went away. */
+  signal?: AbortSignal;
+  /** Overrides the client's `timeoutMs` for this call. */
+  timeoutMs?: number;
+}
+
+/** The provider's answer. Never carries the request as sent: it holds the user's credentials. */
+export interface ApiCallResult {
+  status: number;
+  statusText: string;
+  headers: Headers;
+  /**
+   * `null` for answers without a body (HEAD, 204, 304); a Buffer when the answer was
+   * read whole (the binding's `readResponse`, or a small inspected error answer); else a
+   * stream to consume or destroy.
+   */
+  body: Buffer | Readable | null;
+  /** True when the first answer rejected the token and this is the answer to the retry. */
+  retried: boolean;
+}
+
+export type PreparedBody =
+  | { kind: 'none' }
+  | { kind: 'buffer'; buffer: Buffer }
+  | { kind: 'stream'; stream: Readable; length: number | undefined };
+
+export function apiRequestInvalid(provider: string, message: string, status = 400): OAuthKeeperError {
+  return new OAuthKeeperError(ErrorCodes.API_REQUEST_INVALID, message, { provider, status });
+}
+
+export function authorizationRequired(provider: string): OAuthKeeperError {
+  return new OAuthKeeperError(
+    ErrorCodes.AUTHORIZATION_REQUIRED,
+    `This call needs a ${provider} authorization for the session; log in with ${provider} first.`,
+    { provider },
+  );
+}
