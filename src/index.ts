@@ -71,7 +71,7 @@ export type {
 export { createProxy } from './middleware/proxy.js';
 export { guardSessionStore } from './middleware/session-store.js';
 export type { GuardSessionStoreOptions } from './middleware/session-store.js';
-export type { ForwardHeadersOption, ProxyOptions } from './middleware/proxy.js';
+export type { ForwardHeadersOption, ProxyKeeper, ProxyOptions } from './middleware/proxy.js';
 export { createOAuthFetch } from './middleware/fetch.js';
 export type { ApiClientOptions } from './lib/api/types.js';
 export type { OAuthFetch, OAuthFetchBody, OAuthFetchInit } from './middleware/fetch.js';
@@ -102,8 +102,8 @@ export {
   signSopParameters,
   extractResponseNode,
   verifySopResponse,
-} from './providers/sop.js';
-export type { SopOptions, SopSignType, SopKey } from './providers/sop.js';
+} from './providers/sop/index.js';
+export type { SopOptions, SopSignType, SopKey } from './providers/sop/index.js';
 
 export {
   CnblogsStrategy,
@@ -115,5 +115,5 @@ export {
   CNBLOGS_DEFAULT_ISSUER,
   CNBLOGS_DEFAULT_API_URL,
   CNBLOGS_DEFAULT_SCOPE,
-} from './providers/cnblogs.js';
-export type { CnblogsOptions, CnblogsResponseType, CnblogsResponseMode, CnblogsMetadata } from './providers/cnblogs.js';
+} from './providers/cnblogs/index.js';
+export type { CnblogsOptions, CnblogsResponseType, CnblogsResponseMode, CnblogsMetadata } from './providers/cnblogs/index.js';

@@ -4,7 +4,7 @@ import { configurationError, ErrorCodes, OAuthKeeperError } from './errors.js';
 import { codeChallengeS256, randomToken } from './lib/pkce.js';
 import { safeReturnTo } from './lib/return-to.js';
 import { secretForms, scrubBuffer } from './lib/api/scrub.js';
-import { addTransaction, requireSession, saveSession, takeTransaction, type TransactionLimits } from './passport/session.js';
+import { addTransaction, hasCookie, requireSession, saveSession, takeTransaction, type TransactionLimits } from './passport/session.js';
 import { TokenClient } from './lib/token-client.js';
 import type { TokenSet } from './lib/token-set.js';
 import {
@@ -483,11 +483,6 @@ function repeatedParameter(source: unknown): string | undefined {
   return undefined;
 }
 
-function hasCookie(req: Request, name: string): boolean {
-  const header = req.headers.cookie;
-  if (!header) return false;
-  return header.split(';').some((part) => part.trim().startsWith(`${name}=`));
-}
 
 /**
  * The host the browser used, as Express's `trust proxy` says: `X-Forwarded-Host` only

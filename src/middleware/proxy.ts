@@ -3,10 +3,10 @@ import { pipeline, Readable } from 'node:stream';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { configurationError, ErrorCodes, OAuthKeeperError } from '../errors.js';
 import { ApiClient } from '../lib/api/client.js';
-import { API_DEFAULTS, TRANSPORT_HEADERS, type ApiCallResult, type ApiClientOptions } from '../lib/api/types.js';
+import { API_DEFAULTS, TRANSPORT_HEADERS, type ApiCallResult, type ApiClientOptions, type ApiKeeper } from '../lib/api/types.js';
 import { isUnderBase } from '../lib/api/url-guard.js';
 import { ownerOf } from '../passport/session.js';
-import type { Keeper } from './keeper.js';
+import { sendError } from './respond.js';
 
 /** Which incoming request headers go upstream (credentials and hop-by-hop headers never do). */
 export type ForwardHeadersOption =
@@ -203,6 +203,11 @@ function rewriteLocation(value: string, target: URL, base: URL, mountPath: strin
   return path + location.search + location.hash;
 }
 
+/** What the proxy uses of a keeper (a `Keeper` is one). */
+export interface ProxyKeeper extends ApiKeeper {
+  loginURL(provider: string): string;
+}
+
 /**
  * Forwards requests under its mount path to a provider's API, with the session's
  * credentials attached the provider's way:
@@ -221,7 +226,7 @@ function rewriteLocation(value: string, target: URL, base: URL, mountPath: strin
  *   client goes away. Failures answer JSON: 502 unreachable, 504 timed out, 401 no
  *   (usable) authorization, 503 refresh unavailable (with `Retry-After`).
  */
-export function createProxy(keeper: Keeper, provider: string, options: ProxyOptions = {}): RequestHandler {
+export function createProxy(keeper: ProxyKeeper, provider: string, options: ProxyOptions = {}): RequestHandler {
   const client = new ApiClient(keeper, provider, {
     timeoutMs: options.timeoutMs ?? API_DEFAULTS.timeoutMs,
     maxBufferedBodyBytes: options.maxBufferedBodyBytes ?? API_DEFAULTS.maxBufferedBodyBytes,
@@ -250,7 +255,7 @@ export function createProxy(keeper: Keeper, provider: string, options: ProxyOpti
     }
     if (error.retryAfter !== undefined) res.set('retry-after', String(error.retryAfter));
     if (options.onError) return options.onError(error, req, res, next);
-    sendProxyError(keeper, res, error);
+    sendError(req, res, error, (name) => keeper.loginURL(name), true);
   };
 
   return (req, res, next) => {
@@ -321,20 +326,4 @@ function answer(req: Request, res: Response, result: ApiCallResult, target: URL,
     // The client went away or the upstream broke off mid-answer: nothing left to say.
     if (error && !res.destroyed) res.destroy();
   });
-}
-
-/** The proxy's JSON error answer, shaped like `ensureAuthorized`'s for 401s. */
-export function sendProxyError(keeper: Pick<Keeper, 'loginURL' | 'refresher'>, res: Response, error: OAuthKeeperError): void {
-  if (res.headersSent) return;
-  res.status(error.status);
-  res.set('cache-control', 'no-store');
-  const extra: Record<string, unknown> = {};
-  if (error.retryAfter !== undefined) res.set('retry-after', String(error.retryAfter));
-  if (error.status === 401 && error.provider !== undefined) {
-    const loginUrl = keeper.loginURL(error.provider);
-    const kind = error.code === ErrorCodes.REAUTHORIZATION_REQUIRED ? 'reauthorization_required' : 'authorization_required';
-    res.set('www-authenticate', `OAuthKeeper realm="${error.provider}", error="${kind}", login_uri="${loginUrl}"`);
-    extra['loginUrl'] = loginUrl;
-  }
-  res.json({ ...error.toJSON(), ...extra });
 }

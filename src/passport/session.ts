@@ -108,3 +108,8 @@ export function destroySession(req: Request): Promise<void> {
   if (!session) return Promise.resolve();
   return new Promise((resolve, reject) => session.destroy((err: unknown) => (err ? reject(err) : resolve())));
 }
+
+/** Whether the request carries a cookie named `name` (to tell "cookie not sent" from "state mismatch"). */
+export function hasCookie(req: Request, name: string): boolean {
+  return (req.headers.cookie ?? '').split(';').some((part) => part.trim().startsWith(`${name}=`));
+}

@@ -12,11 +12,11 @@ export type {
 export type { RunningSandbox, SandboxServerOptions } from './server.js';
 export { startOAuth2Sandbox } from './oauth2.js';
 export type { OAuth2SandboxOptions } from './oauth2.js';
-export { startDiSandbox } from './di.js';
-export type { DiSandbox, DiSandboxOptions, DiWireSettings, DiRecordedRequest, DiCounters } from './di.js';
+export { startDiSandbox } from './di/index.js';
+export type { DiSandbox, DiSandboxOptions, DiWireSettings, DiRecordedRequest, DiCounters } from './di/index.js';
 export { startSopSandbox } from './sop.js';
 export type { SopSandboxOptions, SopSandboxApp, SopSandboxSettings, SopGatewayCounters, RunningSopSandbox } from './sop.js';
-export { startCnblogsSandbox } from './cnblogs.js';
+export { startCnblogsSandbox } from './cnblogs/index.js';
 export type {
   CnblogsSandbox,
   CnblogsSandboxOptions,
@@ -25,4 +25,4 @@ export type {
   CnblogsSandboxFaultTarget,
   CnblogsSandboxCounters,
   CnblogsIssued,
-} from './cnblogs.js';
+} from './cnblogs/index.js';

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Fault, SandboxEngine, SandboxUser } from './engine.js';
+import type { Fault, FaultTarget, SandboxEngine, SandboxUser } from './engine.js';
 
 export interface SandboxRequest {
   method: string;
@@ -100,6 +100,14 @@ export async function withFault(fault: Fault | undefined, produce: () => Sandbox
   return out;
 }
 
+/** Serves a request to `target`: takes the fault queued for it, and counts the request when no fault answers instead. */
+export function serve(engine: SandboxEngine, target: FaultTarget, produce: () => SandboxReply | Promise<SandboxReply>): Promise<SandboxReply> {
+  return withFault(engine.takeFault(target), () => {
+    engine.counters[target] += 1;
+    return produce();
+  });
+}
+
 /** Starts a node:http server over a route table; unknown paths get 404 JSON. */
 export async function listen(
   engine: SandboxEngine,
@@ -140,7 +148,8 @@ export async function listen(
   };
 }
 
-function escape(text: string): string {
+/** Escapes text for HTML content and attribute values. */
+export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
@@ -150,23 +159,59 @@ function escape(text: string): string {
  */
 export function loginPage(title: string, action: string, hidden: Record<string, string>, users: SandboxUser[], failed = false): SandboxReply {
   const fields = Object.entries(hidden)
-    .map(([k, v]) => `<input type="hidden" name="${escape(k)}" value="${escape(v)}">`)
+    .map(([k, v]) => `<input type="hidden" name="${escapeHtml(k)}" value="${escapeHtml(v)}">`)
     .join('');
   const first = users[0];
   return reply.html(
     200,
-    `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escape(title)} — sandbox login</title>` +
+    `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)} — sandbox login</title>` +
       `<style>body{font-family:system-ui,sans-serif;max-width:26rem;margin:4rem auto;padding:0 1rem}label{display:block;margin:.6rem 0}` +
       `input[type=text],input[type=password]{width:100%;padding:.4rem}button{padding:.5rem 1rem;margin-right:.5rem}.err{color:#b00}</style></head><body>` +
-      `<h1>${escape(title)}</h1><p>Sandbox provider: sign in to authorize the app.</p>` +
+      `<h1>${escapeHtml(title)}</h1><p>Sandbox provider: sign in to authorize the app.</p>` +
       (failed ? '<p class="err" role="alert">Wrong username or password.</p>' : '') +
-      `<form method="post" action="${escape(action)}">${fields}` +
-      `<label>Username <input type="text" name="username" autocomplete="username" value="${escape(first?.username ?? '')}"></label>` +
-      `<label>Password <input type="password" name="password" autocomplete="current-password" value="${escape(first?.password ?? '')}"></label>` +
+      `<form method="post" action="${escapeHtml(action)}">${fields}` +
+      `<label>Username <input type="text" name="username" autocomplete="username" value="${escapeHtml(first?.username ?? '')}"></label>` +
+      `<label>Password <input type="password" name="password" autocomplete="current-password" value="${escapeHtml(first?.password ?? '')}"></label>` +
       `<button type="submit" name="decision" value="approve" id="approve">Sign in and authorize</button>` +
       `<button type="submit" name="decision" value="deny" id="deny">Deny</button></form>` +
-      `<p><small>Users: ${users.map((u) => escape(u.username)).join(', ')}</small></p></body></html>`,
+      `<p><small>Users: ${users.map((u) => escapeHtml(u.username)).join(', ')}</small></p></body></html>`,
   );
+}
+
+/**
+ * The sign-in step of an authorization request `p`: the first user when `autoApprove`
+ * is set; otherwise the login page (again after wrong credentials, without counting it),
+ * `deny()` when the user denies, or the user who signed in.
+ */
+export function signIn(
+  engine: SandboxEngine,
+  req: SandboxRequest,
+  p: Record<string, string>,
+  page: { title: string; action: string },
+  deny: () => SandboxReply,
+): SandboxUser | SandboxReply {
+  let user = engine.settings.autoApprove ? engine.users[0] : undefined;
+  if (!user) {
+    const { username: _u, password: _p, decision: _d, ...hidden } = p;
+    if (req.method !== 'POST' || p['decision'] === undefined) {
+      engine.counters.authorize += 1;
+      return loginPage(page.title, page.action, hidden, engine.users);
+    }
+    if (p['decision'] === 'deny') return deny();
+    user = engine.login(p['username'], p['password']);
+    if (!user) return loginPage(page.title, page.action, hidden, engine.users, true);
+  } else {
+    engine.counters.authorize += 1;
+  }
+  return user;
+}
+
+/** Redirects to `redirectUri` with `params` in its query string, or in its fragment. */
+export function redirectWithParams(redirectUri: string, params: Record<string, string>, inFragment: boolean): SandboxReply {
+  const back = new URL(redirectUri);
+  if (inFragment) back.hash = new URLSearchParams(params).toString();
+  else for (const [k, v] of Object.entries(params)) back.searchParams.set(k, v);
+  return reply.redirect(back.toString());
 }
 
 /** Reads the bearer token from an Authorization header. */

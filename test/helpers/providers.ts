@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
-import { CnblogsStrategy, type CnblogsOptions } from '../../src/providers/cnblogs';
-import { SopStrategy } from '../../src/providers/sop';
+import { CnblogsStrategy, type CnblogsOptions } from '../../src/providers/cnblogs/index';
+import { SopStrategy } from '../../src/providers/sop/index';
 import { startSopSandbox, type RunningSopSandbox } from '../../src/sandbox/index';
 
 /**

@@ -7,7 +7,7 @@ import { RedisStore } from 'connect-redis';
 import Redis from 'ioredis';
 import { Passport } from 'passport';
 import { DiStrategy, OAuthKeeperStrategy, oauthKeeper, RedisBackend, TokenStore, type AuthorizedRequest } from '../../src/index';
-import type { CnblogsOptions } from '../../src/providers/cnblogs';
+import type { CnblogsOptions } from '../../src/providers/cnblogs/index';
 import {
   startCnblogsSandbox,
   startDiSandbox,

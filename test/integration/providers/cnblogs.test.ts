@@ -1,7 +1,7 @@
 import request from 'supertest';
 import { ErrorCodes, type TokenSet } from '../../../src/index';
-import type { CnblogsOptions } from '../../../src/providers/cnblogs';
-import { startCnblogsSandbox, type CnblogsSandbox, type CnblogsSandboxOptions, type IdTokenTamper } from '../../../src/sandbox/cnblogs';
+import type { CnblogsOptions } from '../../../src/providers/cnblogs/index';
+import { startCnblogsSandbox, type CnblogsSandbox, type CnblogsSandboxOptions, type IdTokenTamper } from '../../../src/sandbox/cnblogs/index';
 import { createTestApp, type TestApp } from '../../helpers/app';
 import { parseForm } from '../../helpers/browser-flow';
 import { cnblogsSandboxStrategy } from '../../helpers/providers';

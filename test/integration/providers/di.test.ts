@@ -2,7 +2,7 @@ import { ErrorCodes, OAuthKeeperError } from '../../../src/errors';
 import type { TokenSet } from '../../../src/lib/token-set';
 import type { ApiRequest } from '../../../src/provider/types';
 import { DiStrategy } from '../../../src/providers/di';
-import { startDiSandbox, type DiSandbox, type DiSandboxOptions } from '../../../src/sandbox/di';
+import { startDiSandbox, type DiSandbox, type DiSandboxOptions } from '../../../src/sandbox/di/index';
 import { createTestApp, login, startLogin, visitProvider, type TestApp } from '../../helpers/app';
 
 const CLIENT = { clientId: 'di-sandbox-client', clientSecret: 'di-sandbox-secret-7f3a9c' };

@@ -2,7 +2,7 @@ import { createVerify, type KeyObject } from 'node:crypto';
 import { ErrorCodes, OAuthKeeperError } from '../../../src/errors';
 import type { TokenSet } from '../../../src/lib/token-set';
 import type { ApiRawResponse, ApiRequest } from '../../../src/provider/types';
-import { callSopGateway, chinaTimestamp, signSopParameters, SopStrategy, type SopOptions } from '../../../src/providers/sop';
+import { callSopGateway, chinaTimestamp, signSopParameters, SopStrategy, type SopOptions } from '../../../src/providers/sop/index';
 import { startSopSandbox, type RunningSopSandbox, type SopSandboxOptions } from '../../../src/sandbox/sop';
 import { createTestApp, login, startLogin, visitProvider, type TestApp } from '../../helpers/app';
 import { rsaKeyPair, type RsaKeyPair } from '../../helpers/keys';

@@ -14,8 +14,8 @@ import {
   oidcHalfHash,
   verifyCnblogsIdToken,
   type CnblogsOptions,
-} from '../../../src/providers/cnblogs';
-import { startCnblogsSandbox, type CnblogsSandbox } from '../../../src/sandbox/cnblogs';
+} from '../../../src/providers/cnblogs/index';
+import { startCnblogsSandbox, type CnblogsSandbox } from '../../../src/sandbox/cnblogs/index';
 
 const base: CnblogsOptions = { clientID: 'client-1', clientSecret: 'secret-1', callbackURL: '/auth/cnblogs/callback' };
 

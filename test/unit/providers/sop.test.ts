@@ -14,7 +14,7 @@ import {
   verifySopResponse,
   type SopOptions,
   type SopSignType,
-} from '../../../src/providers/sop';
+} from '../../../src/providers/sop/index';
 import { rsaKeyPair, type RsaKeyPair } from '../../helpers/keys';
 
 /**
