@@ -29,7 +29,7 @@ export type {
   TransactionFacts,
 } from './provider/types.js';
 
-export { OAuthKeeperStrategy } from './strategy.js';
+export { OAuthKeeperStrategy } from './passport/strategy.js';
 export { keepTokens } from './passport/adopt.js';
 export type { KeepTokensOptions, KeptVerify, KeptVerifyWithRequest, PassportVerified } from './passport/adopt.js';
 export type {
@@ -48,7 +48,7 @@ export type {
   VerifyDone,
   VerifyFunction,
   VerifyFunctionWithRequest,
-} from './strategy.js';
+} from './passport/strategy.js';
 
 export { TokenStore } from './store/token-store.js';
 export type { StoredTokenSet, TokenStoreOptions } from './store/token-store.js';

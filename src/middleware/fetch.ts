@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import type { Request } from 'express';
 import { ApiClient } from '../lib/api/client.js';
-import { decodedStream, decodeForInspection } from '../lib/api/decode.js';
+import { decodeBuffered, decodedStream } from '../lib/api/decode.js';
 import { apiRequestInvalid, TRANSPORT_HEADERS, type ApiCallResult, type ApiClientOptions, type ApiKeeper } from '../lib/api/types.js';
 import { ownerOf } from '../passport/session.js';
 
@@ -70,13 +70,13 @@ async function fetchBody(
   throw apiRequestInvalid(provider, `The body given to oauthFetch for the ${provider} API is of a type it cannot send.`);
 }
 
-function toResponse(result: ApiCallResult, method: string, url: URL): Response {
+async function toResponse(result: ApiCallResult, method: string, url: URL): Promise<Response> {
   const headers = new Headers(result.headers);
   let body: BodyInit | null = null;
   if (method === 'HEAD' || NULL_BODY_STATUS.has(result.status) || result.body === null) {
     if (result.body instanceof Readable) result.body.destroy();
   } else if (Buffer.isBuffer(result.body)) {
-    const decoded = headers.has('content-encoding') ? decodeForInspection(result.body, headers.get('content-encoding')) : result.body;
+    const decoded = headers.has('content-encoding') ? await decodeBuffered(result.body, headers.get('content-encoding')) : result.body;
     if (decoded !== result.body && decoded !== undefined) {
       headers.delete('content-encoding');
       headers.delete('content-length');

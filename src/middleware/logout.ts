@@ -1,8 +1,7 @@
 import type { Request, RequestHandler } from 'express';
 import { ErrorCodes, OAuthKeeperError } from '../errors.js';
 import { safeReturnTo } from '../lib/return-to.js';
-import { destroySession, ownerOf } from '../passport/session.js';
-import { publicHost } from '../strategy.js';
+import { destroySession, ownerOf, publicHost } from '../passport/session.js';
 import type { KeeperParts } from './context.js';
 import { isNavigation } from './respond.js';
 

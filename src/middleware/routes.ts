@@ -2,7 +2,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { configurationError, ErrorCodes, OAuthKeeperError } from '../errors.js';
 import { safeReturnTo } from '../lib/return-to.js';
 import { ownerOf, regenerateSession, requireSession, saveSession } from '../passport/session.js';
-import { sessionIdAtCallback, type AuthenticationInfo } from '../strategy.js';
+import { sessionIdAtCallback, type AuthenticationInfo } from '../passport/options.js';
 import { relayIfNeeded } from './callback-relay.js';
 import type { AnyStrategy, KeeperParts } from './context.js';
 

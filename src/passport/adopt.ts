@@ -3,7 +3,7 @@ import { ErrorCodes, OAuthKeeperError } from '../errors.js';
 import { isRecord } from '../lib/http.js';
 import { normalizeTokenResponse, type TokenSet } from '../lib/token-set.js';
 import type { Profile } from '../provider/types.js';
-import { markLogin, type AuthenticationInfo } from '../strategy.js';
+import { markLogin, type AuthenticationInfo } from './options.js';
 import type { VerifyDone } from './verify.js';
 
 /** A passport-oauth2 verify as its users write it; any of its four shapes. */

@@ -113,3 +113,22 @@ export function destroySession(req: Request): Promise<void> {
 export function hasCookie(req: Request, name: string): boolean {
   return (req.headers.cookie ?? '').split(';').some((part) => part.trim().startsWith(`${name}=`));
 }
+
+/**
+ * The host the browser used, as Express's `trust proxy` says: `X-Forwarded-Host` only
+ * when the proxy that sent it is trusted, the `Host` header otherwise (port kept, on
+ * Express 4 and 5 alike).
+ */
+export function publicHost(req: Request): string {
+  const trust = req.app?.get?.('trust proxy fn') as ((address: string | undefined, hop: number) => boolean) | undefined;
+  const forwarded = req.get('x-forwarded-host');
+  if (forwarded && trust?.(req.socket?.remoteAddress, 0)) return forwarded.split(',')[0]!.trim();
+  return req.get('host') ?? '';
+}
+
+/** The first parameter that is not a single string: repeated (`a=1&a=2`) or nested (`a[b]=1`). */
+export function repeatedParameter(source: unknown): string | undefined {
+  if (source === null || typeof source !== 'object') return undefined;
+  for (const [key, value] of Object.entries(source as Record<string, unknown>)) if (typeof value !== 'string') return key;
+  return undefined;
+}

@@ -88,3 +88,9 @@ export function adaptVerify<User>(
     return call(...head, tokens, profile, done);
   };
 }
+
+/** The profile when the provider has no profile lookup: the id from the id_token or the token response. */
+export function fallbackProfile(provider: string, tokenSet: TokenSet, claims: Record<string, unknown> | undefined): Profile {
+  const id = claims?.['sub'] ?? tokenSet.extras['user_id'] ?? tokenSet.extras['uid'] ?? tokenSet.extras['openid'];
+  return { provider, id: id === undefined ? '' : String(id) };
+}

@@ -26,7 +26,7 @@ import {
   type VerifyFunction,
   type VerifyFunctionWithRequest,
   type WithRequest,
-} from '../strategy.js';
+} from '../passport/strategy.js';
 
 /** The platform's own address; it serves plain HTTP. */
 export const DI_DEFAULT_BASE_URL = 'http://114.251.8.193';

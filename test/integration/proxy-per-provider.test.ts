@@ -96,6 +96,8 @@ function pattern(size: number, seed: string): Buffer {
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 const STREAM_FIRST = pattern(2 * 1024 * 1024, 'first');
+/** The most a chunk's end can be held back: shorter than the longest credential form (an Authorization header value). */
+const SCRUB_HOLD = 256;
 const STREAM_REST = pattern(2 * 1024 * 1024, 'rest');
 
 /**
@@ -135,14 +137,17 @@ async function expectStreamed(t: TestApp, cookie: string, path: string, release:
     res.on('data', (chunk: Buffer) => {
       chunks.push(chunk);
       received += chunk.length;
-      if (received >= STREAM_FIRST.length) firstPart.open(received);
+      if (received >= STREAM_FIRST.length - SCRUB_HOLD) firstPart.open(received);
     });
     res.on('end', () => ended.open({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
   });
   client.on('error', () => undefined);
   client.end();
-  // The whole first part, and nothing more: the upstream has not written the rest yet.
-  expect(await firstPart.promise).toBe(STREAM_FIRST.length);
+  // The first part, and nothing more: the upstream has not written the rest yet. (The credential
+  // scrubber may hold back a chunk's last bytes when they could begin a secret, until the next chunk.)
+  const early = await firstPart.promise;
+  expect(early).toBeGreaterThanOrEqual(STREAM_FIRST.length - SCRUB_HOLD);
+  expect(early).toBeLessThanOrEqual(STREAM_FIRST.length);
   expect(state.released).toBe(false);
   release.open();
   const done = await ended.promise;

@@ -16,6 +16,8 @@ import { cookieRoute, echoProvider, raw, sessionCookie, startRecorder, type Reco
  */
 
 const FILLER = 'f'.repeat(100 * 1024);
+/** 10 MiB of zeros in about 10 KiB of gzip. */
+const BOMB = gzipSync(Buffer.alloc(10 * 1024 * 1024));
 
 /** Writes `text` one byte per chunk, each on its own turn of the event loop, then ends. */
 function trickle(res: ServerResponse, text: string): void {
@@ -59,6 +61,9 @@ function echoRoutes(upstream: Recorder): void {
         return true;
       case '/error':
         res.writeHead(400, { 'content-type': 'application/json' }).end(json);
+        return true;
+      case '/bomb':
+        res.writeHead(400, { 'content-type': 'application/json', 'content-encoding': 'gzip' }).end(BOMB);
         return true;
       case '/big-error':
         res.writeHead(500, { 'content-type': 'text/plain', 'content-length': String(Buffer.byteLength(FILLER + json)) }).end(FILLER + json);
@@ -129,6 +134,13 @@ describe('credentials echoed by the upstream never reach the browser', () => {
     // Masked in place, same length: the answer's framing still holds, the rest is intact.
     expect(answer.text).toContain('*'.repeat(secrets[0]!.length));
     if (path === '/big' || path === '/big-error') expect(answer.text.startsWith(FILLER)).toBe(true);
+  });
+
+  it('a 10 MiB gzip bomb is cut at the decoding limit: a typed 502, never 10 MiB in memory or on the wire', async () => {
+    const answer = await raw(t.url, '/api/echo/bomb', { headers: { cookie, accept: 'application/json' } });
+    expect(answer.status).toBe(502);
+    expect(JSON.parse(answer.text)).toMatchObject({ error: 'OAUTH_KEEPER_API_UPSTREAM_FAILED', provider: 'echo' });
+    expect(answer.text.length).toBeLessThan(1024);
   });
 
   it('through the proxy: response headers holding a credential are dropped, others kept', async () => {

@@ -209,10 +209,10 @@ export class ApiClient {
           });
         }
         scrubCredentials(read.headers, request, unattached, forms);
-        const rejected = inspect && binding.isTokenRejected({ status: read.status, headers: read.headers, body: inspectBody(read.body, read.headers) });
+        const rejected = inspect && binding.isTokenRejected({ status: read.status, headers: read.headers, body: await inspectBody(read.body, read.headers) });
         const noBody = hasNoBody(method, read.status);
         const result = { status: read.status, statusText, headers: read.headers, body: noBody ? null : read.body, retried: false };
-        return { rejected, result: scrubResult(result, forms, provider) };
+        return { rejected, result: await scrubResult(result, forms, provider) };
       }
 
       if (hasNoBody(method, status)) {
@@ -235,7 +235,7 @@ export class ApiClient {
         if (peek.complete) {
           exchange.dispose();
           responseBody = peek.buffer;
-          head.body = inspectBody(peek.buffer, headers);
+          head.body = await inspectBody(peek.buffer, headers);
         } else {
           responseBody = peek.rest;
         }
@@ -243,7 +243,7 @@ export class ApiClient {
       // From here the answer streams for as long as it takes; only the caller can stop it.
       exchange.stopTimer();
       const rejected = inspect && binding.isTokenRejected(head);
-      return { rejected, result: scrubResult({ status, statusText, headers, body: responseBody, retried: false }, forms, provider) };
+      return { rejected, result: await scrubResult({ status, statusText, headers, body: responseBody, retried: false }, forms, provider) };
     } catch (error) {
       exchange.dispose();
       throw error;

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { ErrorCodes, OAuthKeeperError } from '../../errors.js';
 import type { ApiRequest, ProviderOptions } from '../../provider/types.js';
 import type { TokenSet } from '../token-set.js';
-import { decodedStream, decodeForInspection } from './decode.js';
+import { decodeBuffered, decodedStream } from './decode.js';
 import { holdsSecret, ScrubStream, scrubBuffer, secretForms } from './scrub.js';
 import type { ApiCallResult } from './types.js';
 
@@ -57,11 +57,11 @@ export function attachedSecrets(sent: ApiRequest, unattached: ApiRequest, tokenS
  * The answer with every attached secret masked (see scrub.ts). A compressed answer is
  * decoded first, as the caller would; one in an encoding that cannot be checked is refused.
  */
-export function scrubResult(result: ApiCallResult, forms: readonly Buffer[], provider: string): ApiCallResult {
+export async function scrubResult(result: ApiCallResult, forms: readonly Buffer[], provider: string): Promise<ApiCallResult> {
   if (forms.length === 0 || result.body === null) return result;
   const encoding = (result.headers.get('content-encoding') ?? 'identity').trim().toLowerCase();
   if (Buffer.isBuffer(result.body)) {
-    const decoded = decodeForInspection(result.body, encoding);
+    const decoded = await decodeBuffered(result.body, encoding);
     if (decoded === undefined) throw uncheckable(provider, result.body);
     if (decoded !== result.body) {
       result.headers.delete('content-encoding');

@@ -1,36 +1,39 @@
 import type { Readable } from 'node:stream';
-import { brotliDecompressSync, createBrotliDecompress, createGunzip, createInflate, gunzipSync, inflateSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { brotliDecompress, createBrotliDecompress, createGunzip, createInflate, gunzip, inflate, type ZlibOptions } from 'node:zlib';
 
-/** Content decoding of upstream answers, bounded when buffered. */
+/**
+ * Content decoding of upstream answers. A buffered answer is inflated off the event loop
+ * (zlib's thread pool) and cut at `MAX_DECODED_BYTES`: a small compressed body (a "gzip
+ * bomb") can neither grow without bound nor stall other requests.
+ */
 
-/** Most bytes a buffered answer may inflate to: a small compressed body must not grow without bound. */
-const MAX_DECODED_BYTES = 8 * 1024 * 1024;
+/** Most bytes a buffered answer may inflate to. */
+export const MAX_DECODED_BYTES = 8 * 1024 * 1024;
 
-export function decodeForInspection(buffer: Buffer, encoding: string | null): Buffer | undefined {
-  const limit = { maxOutputLength: MAX_DECODED_BYTES };
+const DECODERS: Record<string, (buffer: Buffer, options: ZlibOptions) => Promise<Buffer>> = {
+  gzip: promisify(gunzip),
+  'x-gzip': promisify(gunzip),
+  deflate: promisify(inflate),
+  br: promisify(brotliDecompress) as (buffer: Buffer, options: ZlibOptions) => Promise<Buffer>,
+};
+
+/** The decoded bytes, or undefined for an unknown encoding, a broken body or one beyond `limit`. */
+export async function decodeBuffered(buffer: Buffer, encoding: string | null, limit = MAX_DECODED_BYTES): Promise<Buffer | undefined> {
+  const name = (encoding ?? 'identity').trim().toLowerCase();
+  if (name === 'identity' || name === '') return buffer;
+  const decode = DECODERS[name];
+  if (!decode) return undefined;
   try {
-    switch ((encoding ?? 'identity').trim().toLowerCase()) {
-      case 'identity':
-      case '':
-        return buffer;
-      case 'gzip':
-      case 'x-gzip':
-        return gunzipSync(buffer, limit);
-      case 'deflate':
-        return inflateSync(buffer, limit);
-      case 'br':
-        return brotliDecompressSync(buffer, limit);
-      default:
-        return undefined;
-    }
+    return await decode(buffer, { maxOutputLength: limit });
   } catch {
     return undefined;
   }
 }
 
 /** What `isTokenRejected` sees of a buffered body: JSON when it parses, else the text. */
-export function inspectBody(buffer: Buffer, headers: Headers): unknown {
-  const decoded = decodeForInspection(buffer, headers.get('content-encoding'));
+export async function inspectBody(buffer: Buffer, headers: Headers): Promise<unknown> {
+  const decoded = await decodeBuffered(buffer, headers.get('content-encoding'));
   if (decoded === undefined || decoded.length === 0) return undefined;
   const text = decoded.toString('utf8');
   try {

@@ -34,7 +34,7 @@ import {
   type VerifyFunction,
   type VerifyFunctionWithRequest,
   type WithRequest,
-} from '../../strategy.js';
+} from '../../passport/strategy.js';
 import { CnblogsMetadataCache } from './discovery.js';
 import { idTokenError, subjectOf, verifyCnblogsIdToken, type IdTokenExpectations } from './id-token.js';
 import {

@@ -31,7 +31,7 @@ import {
   type VerifyFunction,
   type VerifyFunctionWithRequest,
   type WithRequest,
-} from '../../strategy.js';
+} from '../../passport/strategy.js';
 import { sopApi } from './api.js';
 import { appToAppAuthURL, authorizationURL, checkCallback, SOP_STATE_PARAMETER } from './authorization.js';
 import { SOP_NAME, validateOptions, type SopOptions } from './options.js';

@@ -1,6 +1,5 @@
 /** RSA signing of gateway requests, verification of signatures, and the app's keys. */
 import { createPrivateKey, createPublicKey, KeyObject, sign as rsaSign, verify as rsaVerify } from 'node:crypto';
-import type { SopOptions } from './options.js';
 
 /** `RSA2` = SHA256withRSA (the default), `RSA` = SHA1withRSA. */
 export type SopSignType = 'RSA2' | 'RSA';
@@ -104,10 +103,17 @@ interface SopKeys {
   platformPublicKey: KeyObject;
 }
 
+/** The options signing needs (a `SopOptions` is one). */
+export interface SigningOptions {
+  privateKey: SopKey;
+  platformPublicKey: SopKey;
+  signType?: SopSignType;
+}
+
 /** Parsed once per (frozen) options object: the strategy hands hooks the same object every time. */
 const keyCache = new WeakMap<object, SopKeys>();
 
-export function keysOf(options: SopOptions): SopKeys {
+export function keysOf(options: SigningOptions): SopKeys {
   let keys = keyCache.get(options);
   if (!keys) {
     keys = { privateKey: readPrivateKey(options.privateKey), platformPublicKey: readPublicKey(options.platformPublicKey) };
@@ -116,6 +122,6 @@ export function keysOf(options: SopOptions): SopKeys {
   return keys;
 }
 
-export function signTypeOf(options: SopOptions): SopSignType {
+export function signTypeOf(options: Pick<SigningOptions, 'signType'>): SopSignType {
   return options.signType ?? 'RSA2';
 }

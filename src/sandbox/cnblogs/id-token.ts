@@ -1,15 +1,9 @@
 /** The sandbox's signing keys, the JWKS publishing them, and the id_tokens signed with them (spoiled as `idTokenTamper` says). */
 import { createHash } from 'node:crypto';
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload, type KeyLike } from 'jose';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 'jose';
 import type { Grant } from '../engine.js';
 import { reply, withFault, type SandboxReply } from '../server.js';
-import { takeOidcFault, type CnblogsSandboxState } from './options.js';
-
-export interface SigningKey {
-  kid: string;
-  privateKey: KeyLike;
-  publicJwk: JWK;
-}
+import { takeOidcFault, type CnblogsSandboxState, type SigningKey } from './options.js';
 
 function halfHash(value: string): string {
   const digest = createHash('sha256').update(value, 'ascii').digest();

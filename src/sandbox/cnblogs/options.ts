@@ -1,7 +1,14 @@
 /** The cnblogs sandbox's options, users and public types, and the state its endpoints share. */
 import type { Fault, SandboxClient, SandboxEngine, SandboxSettings, SandboxUser } from '../engine.js';
 import type { RunningSandbox, SandboxServerOptions } from '../server.js';
-import type { SigningKey } from './id-token.js';
+import type { JWK, KeyLike } from 'jose';
+
+/** One of the sandbox's id_token signing keys, with the JWK it publishes. */
+export interface SigningKey {
+  kid: string;
+  privateKey: KeyLike;
+  publicJwk: JWK;
+}
 
 /** How the sandbox spoils the id_tokens it issues, to test that a client refuses them. */
 export type IdTokenTamper = 'signature' | 'nonce' | 'aud' | 'iss' | 'expired' | 'c_hash' | 'iat_future';

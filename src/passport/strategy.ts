@@ -1,14 +1,15 @@
 import type { Request } from 'express';
 import { Strategy as PassportStrategy } from 'passport-strategy';
-import { configurationError, ErrorCodes, OAuthKeeperError } from './errors.js';
-import { codeChallengeS256, randomToken } from './lib/pkce.js';
-import { safeReturnTo } from './lib/return-to.js';
-import { secretForms, scrubBuffer } from './lib/api/scrub.js';
-import { addTransaction, hasCookie, requireSession, saveSession, takeTransaction, type TransactionLimits } from './passport/session.js';
-import { TokenClient } from './lib/token-client.js';
-import type { TokenSet } from './lib/token-set.js';
+import { configurationError, ErrorCodes, OAuthKeeperError } from '../errors.js';
+import { codeChallengeS256, randomToken } from '../lib/pkce.js';
+import { safeReturnTo } from '../lib/return-to.js';
+import { secretForms, scrubBuffer } from '../lib/api/scrub.js';
+import { addTransaction, hasCookie, publicHost, repeatedParameter, requireSession, saveSession, takeTransaction, type TransactionLimits } from './session.js';
+import { TokenClient } from '../lib/token-client.js';
+import type { TokenSet } from '../lib/token-set.js';
 import {
   adaptVerify,
+  fallbackProfile,
   type AnyVerifyFunction,
   type AnyVerifyFunctionWithRequest,
   type NoRequest,
@@ -21,8 +22,9 @@ import {
   type VerifyFunction,
   type VerifyFunctionWithRequest,
   type WithRequest,
-} from './passport/verify.js';
-import type { CallbackParams, Profile, ProviderDefinition, ProviderOptions } from './provider/types.js';
+} from './verify.js';
+import type { CallbackParams, Profile, ProviderDefinition, ProviderOptions } from '../provider/types.js';
+import { markLogin, type AuthenticateOptions, type AuthenticationInfo, type FailureInfo, type StrategyOptions } from './options.js';
 
 export type {
   AnyVerifyFunction,
@@ -36,70 +38,8 @@ export type {
   VerifyDone,
   VerifyFunction,
   VerifyFunctionWithRequest,
-} from './passport/verify.js';
-
-export interface StrategyOptions {
-  /** Strategy name; default the provider's name. Also the name in routes and store keys. */
-  name?: string;
-  /** How long a started login may take, in seconds. Default 600. */
-  loginTimeoutSeconds?: number;
-  /** Most pending logins kept per session (tabs); the oldest is dropped first. Default 10. */
-  maxPendingLogins?: number;
-  /**
-   * Skip the profile lookup (userinfo, ...): `true`, or a function of the token set deciding per
-   * login, as passport-oauth2's `skipUserProfile`. The verify callback then gets `{ provider, id: '' }`
-   * (or the id_token's `sub`).
-   */
-  skipUserProfile?: boolean | ((tokens: TokenSet) => boolean | Promise<boolean>);
-  /** Extra authorization request parameters for every login (`prompt`, `access_type`, ...). */
-  authorizationParams?: Readonly<Record<string, string>>;
-  /**
-   * passport-oauth2's `proxy`: trust `X-Forwarded-Proto` / `-Host` for relative callback URLs
-   * even when Express's `trust proxy` is not set. Prefer `app.set('trust proxy', ...)`.
-   */
-  proxy?: boolean;
-}
-
-/** What `success(user, info)` carries, for the token middleware and custom callbacks. */
-export interface AuthenticationInfo {
-  provider: string;
-  tokenSet: TokenSet;
-  returnTo: string;
-  profile: Profile;
-  claims?: Record<string, unknown>;
-  /** The `state` data the app gave `authenticate()` when the login started, returned as given. */
-  state?: unknown;
-}
-
-/** What `fail(info, status)` carries: Passport's `message`, and the typed error with its code. */
-export interface FailureInfo {
-  message: string;
-  error?: OAuthKeeperError;
-  [key: string]: unknown;
-}
-
-/** Options of one `authenticate()` call (`passport.authenticate(strategy, options)`). */
-export interface AuthenticateOptions {
-  /** Where to land after login; default `req.query.returnTo`; only same-origin paths are kept. */
-  returnTo?: string;
-  /** The session cookie's name, to tell "cookie not sent" from "state mismatch". Default `connect.sid`. */
-  sessionCookieName?: string;
-  /** This login's scope instead of the strategy's (incremental consent): a string or a list. */
-  scope?: string | string[];
-  /** This login's redirect URI instead of the strategy's `callbackURL` (absolute or a path). */
-  callbackURL?: string;
-  /**
-   * App data kept with the login (in the session, never in a URL) and handed back as
-   * `info.state` after it: any JSON value. The OAuth `state` parameter itself stays random.
-   */
-  state?: unknown;
-  /** OpenID Connect / provider `prompt` (`login`, `consent`, ...). */
-  prompt?: string;
-  /** OpenID Connect `login_hint`. */
-  loginHint?: string;
-  /** Any further authorization request parameters of this login. */
-  authorizationParams?: Readonly<Record<string, string>>;
-}
+} from './verify.js';
+export type { AuthenticateOptions, AuthenticationInfo, FailureInfo, StrategyOptions } from './options.js';
 
 /** Authorization request parameters the flow sets itself; extra parameters never replace them. */
 const RESERVED_AUTHORIZATION_PARAMS = new Set([
@@ -449,49 +389,4 @@ export class OAuthKeeperStrategy<O extends ProviderOptions = ProviderOptions, Us
       },
     );
   }
-}
-
-const callbackSessions = new WeakMap<AuthenticationInfo, string | null>();
-
-/**
- * Marks `info` as a completed login of an oauth-keeper strategy, with the session id its
- * callback arrived with (`null` when unknown), for `keeper.completeLogin()`.
- * @internal
- */
-export function markLogin(info: AuthenticationInfo, sessionId: string | null): void {
-  callbackSessions.set(info, sessionId);
-}
-
-/**
- * The session id a login's callback arrived with (`null`: unknown), or undefined for
- * anything but a login marked by {@link markLogin}.
- * @internal
- */
-export function sessionIdAtCallback(info: AuthenticationInfo): string | null | undefined {
-  return callbackSessions.get(info);
-}
-
-function fallbackProfile(provider: string, tokenSet: TokenSet, claims: Record<string, unknown> | undefined): Profile {
-  const id = claims?.['sub'] ?? tokenSet.extras['user_id'] ?? tokenSet.extras['uid'] ?? tokenSet.extras['openid'];
-  return { provider, id: id === undefined ? '' : String(id) };
-}
-
-/** The first parameter that is not a single string: repeated (`a=1&a=2`) or nested (`a[b]=1`). */
-function repeatedParameter(source: unknown): string | undefined {
-  if (source === null || typeof source !== 'object') return undefined;
-  for (const [key, value] of Object.entries(source as Record<string, unknown>)) if (typeof value !== 'string') return key;
-  return undefined;
-}
-
-
-/**
- * The host the browser used, as Express's `trust proxy` says: `X-Forwarded-Host` only
- * when the proxy that sent it is trusted, the `Host` header otherwise (port kept, on
- * Express 4 and 5 alike).
- */
-export function publicHost(req: Request): string {
-  const trust = req.app?.get?.('trust proxy fn') as ((address: string | undefined, hop: number) => boolean) | undefined;
-  const forwarded = req.get('x-forwarded-host');
-  if (forwarded && trust?.(req.socket?.remoteAddress, 0)) return forwarded.split(',')[0]!.trim();
-  return req.get('host') ?? '';
 }
