@@ -109,7 +109,8 @@ export class OAuthKeeperStrategy<O extends ProviderOptions = ProviderOptions, Us
     provider.validateOptions(options);
     this.name = options.name ?? provider.name;
     this.provider = provider;
-    this.options = Object.freeze({ ...options });
+    // Hooks get the strategy's name with the options, to name it in their errors.
+    this.options = Object.freeze({ ...options, name: this.name });
     this.tokens = new TokenClient(
       this.name,
       provider,

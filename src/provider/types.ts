@@ -2,6 +2,11 @@ import type { TokenSet } from '../lib/token-set.js';
 
 /** Options every provider takes. Providers extend this with their own (base URLs, keys...). */
 export interface ProviderOptions {
+  /**
+   * The strategy's name (its `name` option, or the provider's). The strategy always sets
+   * it on the options its provider's hooks receive, so that errors name the strategy.
+   */
+  name?: string;
   clientID: string;
   clientSecret?: string;
   /** Absolute URL, or a path resolved against the request's own origin. */

@@ -8,7 +8,7 @@ import type { TokenSet } from '../../lib/token-set.js';
 import type { ApiSpec } from '../../provider/define.js';
 import type { ApiRawResponse, ApiRequest, ApiResponseHead } from '../../provider/types.js';
 import { GATEWAY_HEADERS, METHOD_NAME, readGatewayAnswer, sopGatewayParameters } from './gateway.js';
-import { SOP_NAME, type SopOptions } from './options.js';
+import { sopName, type SopOptions } from './options.js';
 import { nodeText } from './response-node.js';
 
 /** `code` 20001 with one of these `sub_code`s is this provider's "401". */
@@ -39,7 +39,7 @@ function attach(request: ApiRequest, token: TokenSet, options: SopOptions): ApiR
     throw new OAuthKeeperError(
       ErrorCodes.API_REQUEST_INVALID,
       'A sop API call names its gateway method as the last path segment, e.g. POST /api/sop/goods.get.',
-      { provider: SOP_NAME },
+      { provider: sopName(options) },
     );
   }
   const bodyText = request.body && request.body.length > 0 ? request.body.toString('utf8') : '{}';
@@ -47,7 +47,7 @@ function attach(request: ApiRequest, token: TokenSet, options: SopOptions): ApiR
     throw new OAuthKeeperError(
       ErrorCodes.API_REQUEST_INVALID,
       `The body of a sop API call is its biz_content and must be a JSON object (${method}).`,
-      { provider: SOP_NAME },
+      { provider: sopName(options) },
     );
   }
   const version = request.url.searchParams.get('version') ?? undefined;
@@ -78,10 +78,10 @@ function readResponse(response: ApiRawResponse, request: ApiRequest, options: So
   const method = calledMethod(request);
   if (method === undefined) {
     throw new OAuthKeeperError(ErrorCodes.API_REQUEST_INVALID, 'The sop API answer cannot be read: the request names no gateway method.', {
-      provider: SOP_NAME,
+      provider: sopName(options),
     });
   }
-  const { raw } = readGatewayAnswer(SOP_NAME, 'api', options, method, { status: response.status, text: response.body.toString('utf8') });
+  const { raw } = readGatewayAnswer(sopName(options), 'api', options, method, { status: response.status, text: response.body.toString('utf8') });
   const headers = new Headers(response.headers);
   headers.delete('content-length');
   headers.delete('content-encoding');

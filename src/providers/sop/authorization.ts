@@ -4,7 +4,7 @@
  */
 import { ErrorCodes, OAuthKeeperError } from '../../errors.js';
 import type { CallbackParams } from '../../provider/types.js';
-import { SOP_NAME, type SopOptions } from './options.js';
+import { sopName, type SopOptions } from './options.js';
 
 /** The parameter of redirect_uri's own query that carries the login transaction's state. */
 export const SOP_STATE_PARAMETER = 'oauth_keeper_state';
@@ -19,14 +19,14 @@ export function checkCallback(options: SopOptions, params: CallbackParams): void
   const appId = params.all['app_id'];
   if (appId === undefined) {
     throw new OAuthKeeperError(ErrorCodes.CALLBACK_INVALID, 'The sop callback carries no app_id; the platform always sends it with the code.', {
-      provider: SOP_NAME,
+      provider: sopName(options),
     });
   }
   if (appId !== options.clientID) {
     throw new OAuthKeeperError(
       ErrorCodes.CALLBACK_INVALID,
       'The sop callback carries an app_id other than this app\'s clientID: the code was issued to another app. Start the login again.',
-      { provider: SOP_NAME },
+      { provider: sopName(options) },
     );
   }
 }

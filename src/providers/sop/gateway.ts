@@ -4,7 +4,7 @@
  */
 import { ErrorCodes, OAuthKeeperError, type ErrorCode } from '../../errors.js';
 import { httpRequest, tokenTransportError, TransportError, type HttpResponse } from '../../lib/http.js';
-import { SOP_NAME, type SopOptions } from './options.js';
+import { sopName, type SopOptions } from './options.js';
 import { nodeText, verifySopResponse, type VerifiedSopResponse } from './response-node.js';
 import { chinaTimestamp, keysOf, signSopParameters, signTypeOf } from './signing.js';
 
@@ -156,10 +156,10 @@ export async function callSopGateway(
   call: { appAuthToken?: string; version?: string } = {},
 ): Promise<Record<string, unknown>> {
   if (!METHOD_NAME.test(method)) {
-    throw new OAuthKeeperError(ErrorCodes.API_REQUEST_INVALID, 'A sop gateway method is a dotted name such as "goods.get".', { provider: SOP_NAME });
+    throw new OAuthKeeperError(ErrorCodes.API_REQUEST_INVALID, 'A sop gateway method is a dotted name such as "goods.get".', { provider: sopName(options) });
   }
   const bizText = typeof bizContent === 'string' ? bizContent : JSON.stringify(bizContent);
-  return (await postGatewayCall(SOP_NAME, 'api', options, method, bizText, call)).node;
+  return (await postGatewayCall(sopName(options), 'api', options, method, bizText, call)).node;
 }
 
 // ---------------------------------------------------------------------------

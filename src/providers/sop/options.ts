@@ -8,6 +8,11 @@ import { readPrivateKey, readPublicKey, type SopKey, type SopSignType } from './
 /** The provider's name: the default strategy name, and the `provider` of its errors. */
 export const SOP_NAME = 'sop';
 
+/** The name errors report: the strategy's (`sop-prod`, ...), or the provider's. */
+export function sopName(options: { name?: string | undefined }): string {
+  return options.name ?? SOP_NAME;
+}
+
 export interface SopOptions extends ProviderOptions {
   /**
    * The app id (`app_id`) the platform issued. The option is named `clientID` like every

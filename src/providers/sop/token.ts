@@ -6,7 +6,7 @@ import { ErrorCodes, OAuthKeeperError } from '../../errors.js';
 import { normalizeTokenResponse, type TokenSet } from '../../lib/token-set.js';
 import type { Grant } from '../../provider/types.js';
 import { postGatewayCall, throwIfGatewayError } from './gateway.js';
-import { SOP_NAME, type SopOptions } from './options.js';
+import { SOP_NAME, sopName, type SopOptions } from './options.js';
 import { nodeText } from './response-node.js';
 
 /** The gateway method that exchanges a code or a refresh token. */
@@ -65,6 +65,6 @@ export async function requestToken(options: SopOptions, grant: Grant): Promise<T
       ? { grant_type: 'authorization_code', code: grant.code }
       : { grant_type: 'refresh_token', refresh_token: grant.refreshToken },
   );
-  const { node } = await postGatewayCall(SOP_NAME, 'token', options, SOP_TOKEN_METHOD, bizContent);
-  return readSopTokenNode(node, SOP_NAME);
+  const { node } = await postGatewayCall(sopName(options), 'token', options, SOP_TOKEN_METHOD, bizContent);
+  return readSopTokenNode(node, sopName(options));
 }

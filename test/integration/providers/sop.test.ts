@@ -371,3 +371,24 @@ describe('sop: login, tokens and business calls against the SOP sandbox', () => 
     expect(JSON.parse(await noMethod.text()).error_response).toMatchObject({ code: '40001', sub_code: 'isv.missing-method' });
   });
 });
+
+describe('a sop strategy under a name of its own', () => {
+  it('names itself, not "sop", in the errors of its API binding and gateway calls', async () => {
+    const { t, strategy } = await setup({}, { name: 'sop-prod', callbackURL: '/auth/sop-prod/callback' });
+    try {
+      expect(strategy.name).toBe('sop-prod');
+      const agent = t.agent();
+      await login(agent, '/auth/sop-prod');
+      const owner = (await t.redis!.keys(`${t.prefix}tok:*`))[0]!.match(/\{(.+)\}/)![1]!;
+      const { tokenSet } = (await t.store.get(owner, 'sop-prod'))!;
+      // The API binding refuses a call without a method name: the error names the strategy.
+      const binding = strategy.provider.api!;
+      expect(() => binding.attach({ method: 'POST', url: new URL(`${strategy.options.gatewayURL}`), headers: new Headers() }, tokenSet, strategy.options)).toThrow(
+        expect.objectContaining({ code: ErrorCodes.API_REQUEST_INVALID, provider: 'sop-prod' }),
+      );
+      await expect(callSopGateway(strategy.options, 'not a method', {})).rejects.toMatchObject({ provider: 'sop-prod' });
+    } finally {
+      await t.close();
+    }
+  });
+});
