@@ -30,6 +30,7 @@ export type {
 } from './provider/types.js';
 
 export { OAuthKeeperStrategy } from './passport/strategy.js';
+export type { BoundStrategy } from './passport/bind.js';
 export { keepTokens } from './passport/adopt.js';
 export type { KeepTokensOptions, KeptVerify, KeptVerifyWithRequest, PassportVerified } from './passport/adopt.js';
 export type {

@@ -13,20 +13,8 @@ import { isRecord } from '../lib/http.js';
 import type { TokenSet } from '../lib/token-set.js';
 import { defineProvider, validateCommonOptions } from '../provider/define.js';
 import type { ApiRequest, ApiResponseHead, Profile, ProviderOptions } from '../provider/types.js';
-import {
-  OAuthKeeperStrategy,
-  type StrategyOptions,
-  type AnyVerifyFunction,
-  type AnyVerifyFunctionWithRequest,
-  type NoRequest,
-  type OAuth2VerifyFunction,
-  type OAuth2VerifyFunctionWithParams,
-  type OAuth2VerifyFunctionWithRequest,
-  type OAuth2VerifyFunctionWithRequestAndParams,
-  type VerifyFunction,
-  type VerifyFunctionWithRequest,
-  type WithRequest,
-} from '../passport/strategy.js';
+import { bindProvider } from '../passport/bind.js';
+import type { OAuthKeeperStrategy } from '../passport/strategy.js';
 
 /** The platform's own address; it serves plain HTTP. */
 export const DI_DEFAULT_BASE_URL = 'http://114.251.8.193';
@@ -192,17 +180,5 @@ export const diProvider = defineProvider<DiOptions>({
  * passport.use(new DiStrategy({ clientID, clientSecret, callbackURL: '/auth/di/callback' }));
  * ```
  */
-export class DiStrategy<User = Profile> extends OAuthKeeperStrategy<DiOptions, User> {
-  constructor(options: DiOptions & StrategyOptions & NoRequest, verify?: VerifyFunction<User>);
-  constructor(options: DiOptions & StrategyOptions & NoRequest, verify: OAuth2VerifyFunction<User>);
-  constructor(options: DiOptions & StrategyOptions & NoRequest, verify: OAuth2VerifyFunctionWithParams<User>);
-  constructor(options: DiOptions & StrategyOptions & WithRequest, verify: VerifyFunctionWithRequest<User>);
-  constructor(options: DiOptions & StrategyOptions & WithRequest, verify: OAuth2VerifyFunctionWithRequest<User>);
-  constructor(options: DiOptions & StrategyOptions & WithRequest, verify: OAuth2VerifyFunctionWithRequestAndParams<User>);
-  constructor(
-    options: DiOptions & StrategyOptions & { passReqToCallback?: boolean },
-    verify?: AnyVerifyFunction<User> | AnyVerifyFunctionWithRequest<User>,
-  ) {
-    super(diProvider, options, verify as AnyVerifyFunction<User> | undefined);
-  }
-}
+export const DiStrategy = bindProvider('DiStrategy', () => diProvider);
+export type DiStrategy<User = Profile> = OAuthKeeperStrategy<DiOptions, User>;

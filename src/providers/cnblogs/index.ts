@@ -21,20 +21,8 @@ import type {
   ProviderDefinition,
   TransactionFacts,
 } from '../../provider/types.js';
-import {
-  OAuthKeeperStrategy,
-  type StrategyOptions,
-  type AnyVerifyFunction,
-  type AnyVerifyFunctionWithRequest,
-  type NoRequest,
-  type OAuth2VerifyFunction,
-  type OAuth2VerifyFunctionWithParams,
-  type OAuth2VerifyFunctionWithRequest,
-  type OAuth2VerifyFunctionWithRequestAndParams,
-  type VerifyFunction,
-  type VerifyFunctionWithRequest,
-  type WithRequest,
-} from '../../passport/strategy.js';
+import { bindProvider } from '../../passport/bind.js';
+import type { OAuthKeeperStrategy } from '../../passport/strategy.js';
 import { CnblogsMetadataCache } from './discovery.js';
 import { idTokenError, subjectOf, verifyCnblogsIdToken, type IdTokenExpectations } from './id-token.js';
 import {
@@ -202,18 +190,6 @@ export const cnblogsProvider: ProviderDefinition<CnblogsOptions> = createCnblogs
  * passport.use(new CnblogsStrategy({ clientID, clientSecret, callbackURL: '/auth/cnblogs/callback' }));
  * ```
  */
-export class CnblogsStrategy<User = Profile> extends OAuthKeeperStrategy<CnblogsOptions, User> {
-  constructor(options: CnblogsOptions & StrategyOptions & NoRequest, verify?: VerifyFunction<User>);
-  constructor(options: CnblogsOptions & StrategyOptions & NoRequest, verify: OAuth2VerifyFunction<User>);
-  constructor(options: CnblogsOptions & StrategyOptions & NoRequest, verify: OAuth2VerifyFunctionWithParams<User>);
-  constructor(options: CnblogsOptions & StrategyOptions & WithRequest, verify: VerifyFunctionWithRequest<User>);
-  constructor(options: CnblogsOptions & StrategyOptions & WithRequest, verify: OAuth2VerifyFunctionWithRequest<User>);
-  constructor(options: CnblogsOptions & StrategyOptions & WithRequest, verify: OAuth2VerifyFunctionWithRequestAndParams<User>);
-  constructor(
-    options: CnblogsOptions & StrategyOptions & { passReqToCallback?: boolean },
-    verify?: AnyVerifyFunction<User> | AnyVerifyFunctionWithRequest<User>,
-  ) {
-    // Each strategy gets its own discovery and JWKS caches.
-    super(createCnblogsProvider(), options, verify as AnyVerifyFunction<User>);
-  }
-}
+// Each strategy instance gets a provider of its own, with its own discovery and JWKS caches.
+export const CnblogsStrategy = bindProvider('CnblogsStrategy', createCnblogsProvider);
+export type CnblogsStrategy<User = Profile> = OAuthKeeperStrategy<CnblogsOptions, User>;

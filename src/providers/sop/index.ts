@@ -18,20 +18,8 @@
  */
 import { defineProvider } from '../../provider/define.js';
 import type { Profile } from '../../provider/types.js';
-import {
-  OAuthKeeperStrategy,
-  type StrategyOptions,
-  type AnyVerifyFunction,
-  type AnyVerifyFunctionWithRequest,
-  type NoRequest,
-  type OAuth2VerifyFunction,
-  type OAuth2VerifyFunctionWithParams,
-  type OAuth2VerifyFunctionWithRequest,
-  type OAuth2VerifyFunctionWithRequestAndParams,
-  type VerifyFunction,
-  type VerifyFunctionWithRequest,
-  type WithRequest,
-} from '../../passport/strategy.js';
+import { bindProvider } from '../../passport/bind.js';
+import type { OAuthKeeperStrategy } from '../../passport/strategy.js';
 import { sopApi } from './api.js';
 import { appToAppAuthURL, authorizationURL, checkCallback, SOP_STATE_PARAMETER } from './authorization.js';
 import { SOP_NAME, validateOptions, type SopOptions } from './options.js';
@@ -84,17 +72,5 @@ export const sopProvider = defineProvider<SopOptions>({
  * }));
  * ```
  */
-export class SopStrategy<User = Profile> extends OAuthKeeperStrategy<SopOptions, User> {
-  constructor(options: SopOptions & StrategyOptions & NoRequest, verify?: VerifyFunction<User>);
-  constructor(options: SopOptions & StrategyOptions & NoRequest, verify: OAuth2VerifyFunction<User>);
-  constructor(options: SopOptions & StrategyOptions & NoRequest, verify: OAuth2VerifyFunctionWithParams<User>);
-  constructor(options: SopOptions & StrategyOptions & WithRequest, verify: VerifyFunctionWithRequest<User>);
-  constructor(options: SopOptions & StrategyOptions & WithRequest, verify: OAuth2VerifyFunctionWithRequest<User>);
-  constructor(options: SopOptions & StrategyOptions & WithRequest, verify: OAuth2VerifyFunctionWithRequestAndParams<User>);
-  constructor(
-    options: SopOptions & StrategyOptions & { passReqToCallback?: boolean },
-    verify?: AnyVerifyFunction<User> | AnyVerifyFunctionWithRequest<User>,
-  ) {
-    super(sopProvider, options, verify as AnyVerifyFunction<User> | undefined);
-  }
-}
+export const SopStrategy = bindProvider('SopStrategy', () => sopProvider);
+export type SopStrategy<User = Profile> = OAuthKeeperStrategy<SopOptions, User>;
