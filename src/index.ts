@@ -1,18 +1,11 @@
 export { ErrorCodes, OAuthKeeperError, isOAuthKeeperError } from './errors.js';
 export type { ErrorCode, OAuthKeeperErrorOptions } from './errors.js';
 
-export { defineProvider, validateCommonOptions } from './provider/define.js';
+// The public surface: what an app mounts and configures. A provider's building blocks are
+// on subpaths: oauth-keeper/provider (the kit for hooks), oauth-keeper/providers/<name>.
+export { defineProvider } from './provider/define.js';
 export type { ApiSpec, ProviderHooks, ProviderSpec } from './provider/define.js';
-export {
-  attachBearer,
-  basicAuthorization,
-  isHttp401,
-  readStandardCallback,
-  readTokenResponse,
-  standardRevoke,
-  standardTokenRequest,
-} from './provider/standard.js';
-export type { ClientAuthentication, ParameterPlacement, StandardTokenRequestConfig } from './provider/standard.js';
+export type { ClientAuthentication, ParameterPlacement } from './provider/standard.js';
 export type {
   ApiBinding,
   ApiRawResponse,
@@ -82,39 +75,11 @@ export type { EncryptionKey } from './lib/cipher.js';
 export type { KeeperSessionData, LoginTransaction } from './passport/session.js';
 export { safeReturnTo } from './lib/return-to.js';
 
-export {
-  DiStrategy,
-  diProvider,
-  unwrapDiTokenResponse,
-  isDiTokenRejected,
-  attachDiCredentials,
-  diBaseURL,
-  DI_DEFAULT_BASE_URL,
-  DI_DEFAULT_SCOPE,
-} from './providers/di.js';
+export { DiStrategy } from './providers/di.js';
 export type { DiOptions } from './providers/di.js';
 
-export {
-  SopStrategy,
-  sopProvider,
-  callSopGateway,
-  chinaTimestamp,
-  sopSignContent,
-  signSopParameters,
-  extractResponseNode,
-  verifySopResponse,
-} from './providers/sop/index.js';
+export { SopStrategy } from './providers/sop/index.js';
 export type { SopOptions, SopSignType, SopKey } from './providers/sop/index.js';
 
-export {
-  CnblogsStrategy,
-  cnblogsProvider,
-  createCnblogsProvider,
-  verifyCnblogsIdToken,
-  oidcHalfHash,
-  fetchCnblogsMetadata,
-  CNBLOGS_DEFAULT_ISSUER,
-  CNBLOGS_DEFAULT_API_URL,
-  CNBLOGS_DEFAULT_SCOPE,
-} from './providers/cnblogs/index.js';
-export type { CnblogsOptions, CnblogsResponseType, CnblogsResponseMode, CnblogsMetadata } from './providers/cnblogs/index.js';
+export { CnblogsStrategy } from './providers/cnblogs/index.js';
+export type { CnblogsOptions, CnblogsResponseType, CnblogsResponseMode } from './providers/cnblogs/index.js';

@@ -1,65 +1,98 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import * as main from '../src/index';
+import * as providerKit from '../src/provider/index';
+import * as cnblogs from '../src/providers/cnblogs/index';
+import * as di from '../src/providers/di';
+import * as sop from '../src/providers/sop/index';
 import * as sandbox from '../src/sandbox/index';
 
 // The public surface, pinned: adding or removing an export is a deliberate change here.
 const MAIN = [
-  'CNBLOGS_DEFAULT_API_URL',
-  'CNBLOGS_DEFAULT_ISSUER',
-  'CNBLOGS_DEFAULT_SCOPE',
+  // What an app mounts and configures.
+  'ErrorCodes',
+  'OAuthKeeperError',
+  'isOAuthKeeperError',
+  'defineProvider',
+  'OAuthKeeperStrategy',
+  'keepTokens',
+  'DiStrategy',
+  'SopStrategy',
   'CnblogsStrategy',
-  'cnblogsProvider',
-  'createCnblogsProvider',
-  'fetchCnblogsMetadata',
-  'oidcHalfHash',
-  'verifyCnblogsIdToken',
-  'createOAuthFetch',
+  'TokenStore',
+  'MemoryBackend',
+  'RedisBackend',
+  'Keeper',
+  'oauthKeeper',
+  'ensureAuthorized',
   'createProxy',
   'guardSessionStore',
-  'keepTokens',
-  'SopStrategy',
-  'callSopGateway',
-  'chinaTimestamp',
-  'extractResponseNode',
-  'signSopParameters',
-  'sopProvider',
-  'sopSignContent',
-  'verifySopResponse',
-  'DI_DEFAULT_BASE_URL',
-  'DI_DEFAULT_SCOPE',
-  'DiStrategy',
-  'attachDiCredentials',
-  'diBaseURL',
-  'diProvider',
-  'isDiTokenRejected',
-  'unwrapDiTokenResponse',
-  'ErrorCodes',
-  'Keeper',
-  'MemoryBackend',
-  'OAuthKeeperError',
-  'OAuthKeeperStrategy',
-  'RedisBackend',
-  'TokenStore',
+  'createOAuthFetch',
+  'safeReturnTo',
+];
+/** The kit for provider authors (oauth-keeper/provider). */
+const PROVIDER_KIT = [
   'attachBearer',
   'basicAuthorization',
   'defineProvider',
-  'ensureAuthorized',
+  'grantParameters',
   'isHttp401',
-  'isOAuthKeeperError',
-  'oauthKeeper',
+  'readRetryAfter',
   'readStandardCallback',
   'readTokenResponse',
-  'safeReturnTo',
   'standardRevoke',
   'standardTokenRequest',
   'validateCommonOptions',
 ];
+/** Each built-in provider's building blocks (oauth-keeper/providers/<name>). */
+const PROVIDERS: Record<string, string[]> = {
+  di: ['DI_DEFAULT_BASE_URL', 'DI_DEFAULT_SCOPE', 'DiStrategy', 'attachDiCredentials', 'diBaseURL', 'diProvider', 'isDiTokenRejected', 'unwrapDiTokenResponse'],
+  cnblogs: [
+    'CNBLOGS_DEFAULT_API_URL',
+    'CNBLOGS_DEFAULT_ISSUER',
+    'CNBLOGS_DEFAULT_SCOPE',
+    'CnblogsStrategy',
+    'cnblogsIssuer',
+    'cnblogsProfile',
+    'cnblogsProvider',
+    'cnblogsResponseMode',
+    'cnblogsResponseType',
+    'createCnblogsProvider',
+    'fetchCnblogsMetadata',
+    'oidcHalfHash',
+    'validateCnblogsOptions',
+    'verifyCnblogsIdToken',
+  ],
+  sop: [
+    'SOP_STATE_PARAMETER',
+    'SOP_TOKEN_METHOD',
+    'SopStrategy',
+    'callSopGateway',
+    'chinaTimestamp',
+    'extractResponseNode',
+    'readSopTokenNode',
+    'responseNodeName',
+    'signSopParameters',
+    'sopGatewayParameters',
+    'sopProvider',
+    'sopSign',
+    'sopSignContent',
+    'sopVerify',
+    'verifySopResponse',
+  ],
+};
 const SANDBOX = ['SandboxEngine', 'startCnblogsSandbox', 'startDiSandbox', 'startOAuth2Sandbox', 'startSopSandbox'];
 
 describe('public exports', () => {
   it('pins the main entry point', () => {
     expect(Object.keys(main).sort()).toEqual([...MAIN].sort());
+  });
+
+  it('pins the provider kit and each provider subpath', () => {
+    expect(Object.keys(providerKit).sort()).toEqual([...PROVIDER_KIT].sort());
+    expect(Object.keys(di).sort()).toEqual([...PROVIDERS['di']!].sort());
+    expect(Object.keys(cnblogs).sort()).toEqual([...PROVIDERS['cnblogs']!].sort());
+    expect(Object.keys(sop).sort()).toEqual([...PROVIDERS['sop']!].sort());
   });
 
   it('pins the sandbox entry point', () => {
@@ -80,6 +113,8 @@ describe('public exports', () => {
     for (const [entry, names] of [
       ['oauth-keeper', MAIN],
       ['oauth-keeper/sandbox', SANDBOX],
+      ['oauth-keeper/provider', PROVIDER_KIT],
+      ...Object.entries(PROVIDERS).map(([name, names]) => [`oauth-keeper/providers/${name}`, names] as const),
     ] as const) {
       for (const kind of ['cjs', 'esm'] as const) {
         const out = execFileSync(process.execPath, ['-e', script(kind, entry)], { cwd: root, encoding: 'utf8' });

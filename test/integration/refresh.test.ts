@@ -1,4 +1,5 @@
-import { defineProvider, ErrorCodes, OAuthKeeperStrategy, standardTokenRequest, OAuthKeeperError, type ProviderOptions } from '../../src/index';
+import { defineProvider, ErrorCodes, OAuthKeeperStrategy, OAuthKeeperError, type ProviderOptions } from '../../src/index';
+import { standardTokenRequest } from '../../src/provider/index';
 import type { RefreshEvents } from '../../src/lib/refresh';
 import { createTestApp, login, type TestApp, type TestAppOptions } from '../helpers/app';
 import { startRedisCluster, type RedisCluster } from '../helpers/redis-cluster';
