@@ -234,7 +234,9 @@ export class RefreshCoordinator {
         const failure = error instanceof OAuthKeeperError ? error : undefined;
         const delayMs = failure?.retryAfter !== undefined ? failure.retryAfter * 1000 : this.#retryDelayMs * 2 ** retries;
         const retryable = failure?.transient === true && !failure.grantInvalid && retries < this.#maxRetries;
-        if (retryable && delayMs <= this.#maxRetryAfterMs && Date.now() + delayMs < deadline) {
+        // A provider's Retry-After longer than maxRetryAfterMs ends the refresh; our own backoff only has the budget.
+        const waitable = failure?.retryAfter === undefined || delayMs <= this.#maxRetryAfterMs;
+        if (retryable && waitable && Date.now() + delayMs < deadline) {
           retries += 1;
           this.events.emit('refresh:retry', { provider, attempt: retries, delayMs });
           await sleep(delayMs);
@@ -260,12 +262,14 @@ export class RefreshCoordinator {
    * the stored set; anything else — network, provider, our own configuration — keeps it,
    * and a still-valid token goes on being used.
    */
-  async #afterFailure(owner: string, client: TokenClient, current: StoredTokenSet, rejected: string | undefined, error: unknown): Promise<TokenSet> {
+  async #afterFailure(owner: string, client: TokenClient, current: StoredTokenSet, rejected: string | undefined, error: unknown): Promise<TokenSet | null> {
     const provider = client.name;
     const failure = error instanceof OAuthKeeperError ? error : undefined;
     // Re-read first: another instance may have rotated the refresh token meanwhile.
     const latest = await this.#store.get(owner, provider);
-    if (latest && latest.generation !== current.generation) return latest.tokenSet;
+    // Logged out meanwhile: there is no token to hand back, whatever the refresh did.
+    if (!latest) return null;
+    if (latest.generation !== current.generation) return latest.tokenSet;
     if (failure && (failure.grantInvalid || failure.code === ErrorCodes.REAUTHORIZATION_REQUIRED)) {
       await this.#store.delete(owner, [provider]);
       if (failure.code === ErrorCodes.REAUTHORIZATION_REQUIRED) throw failure;

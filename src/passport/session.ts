@@ -67,7 +67,7 @@ export function addTransaction(req: Request, state: string, tx: LoginTransaction
   const now = Date.now();
   const live = Object.entries(data.tx ?? {}).filter(([, t]) => now - t.createdAt < limits.ttlMs);
   live.sort((a, b) => a[1].createdAt - b[1].createdAt);
-  while (live.length >= limits.max) live.shift();
+  while (live.length > 0 && live.length >= Math.max(1, limits.max)) live.shift();
   live.push([state, tx]);
   data.tx = Object.fromEntries(live);
 }

@@ -167,12 +167,13 @@ export function defineProvider<O extends ProviderOptions = ProviderOptions>(spec
       hooks.authorizationURL ??
       ((options, context) => {
         const url = new URL(resolve(spec.authorizationURL, options));
+        // The provider's extra parameters first: they never replace the flow's own.
         const params: Record<string, string> = {
+          ...spec.authorizationParams?.(options),
           response_type: 'code',
           client_id: options.clientID,
           redirect_uri: context.redirectUri,
           state: context.state,
-          ...spec.authorizationParams?.(options),
         };
         if (context.scope) params['scope'] = context.scope;
         if (context.codeChallenge !== undefined) {

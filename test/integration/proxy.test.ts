@@ -400,25 +400,35 @@ describe('proxy to an upstream of our own', () => {
   });
 
   it('aborts the upstream call when the client goes away', async () => {
-    const upstreamClosed = gate();
+    const upstreamClosed = gate<{ finished: boolean; destroyed: boolean }>();
     upstream.route = (req, res) => {
       if (req.url !== '/v1/endless') return false;
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.write('tick\n');
       upstream.hanging.push(res);
-      res.on('close', () => upstreamClosed.open());
+      res.on('close', () => upstreamClosed.open({ finished: res.writableFinished, destroyed: res.destroyed }));
       return true;
     };
     const agent = t.agent();
     await login(agent, '/auth/echo');
     const cookie = await sessionCookie(agent);
     const { hostname, port } = new URL(t.url);
+    const firstChunk = gate<string>();
     const client = httpRequest({ host: hostname, port, path: '/api/echo/endless', headers: { cookie } }, (res) => {
-      res.once('data', () => client.destroy());
+      res.once('data', (chunk: Buffer) => {
+        firstChunk.open(chunk.toString('utf8'));
+        client.destroy();
+      });
     });
     client.on('error', () => undefined);
     client.end();
-    await upstreamClosed.promise;
+    // The client got the streamed start of the answer, then went away.
+    expect(await firstChunk.promise).toBe('tick\n');
+    expect(client.destroyed).toBe(true);
+    // The upstream never ended its answer: its connection was closed under it, by the proxy aborting the call.
+    const closed = await upstreamClosed.promise;
+    expect(closed).toEqual({ finished: false, destroyed: true });
+    expect(upstream.seen.filter((seen) => seen.url === '/v1/endless')).toHaveLength(1);
   });
 
   it('answers 502 JSON when the upstream cannot be reached, without the token', async () => {
