@@ -71,6 +71,7 @@ export type { ApiClientOptions } from './lib/api/types.js';
 export type { OAuthFetch, OAuthFetchBody, OAuthFetchInit } from './middleware/fetch.js';
 export type { RefreshEvents, RefreshOptions } from './lib/refresh.js';
 export type { OAuthToken, TokenSet } from './lib/token-set.js';
+export type { FetchLike } from './lib/http.js';
 export type { EncryptionKey } from './lib/cipher.js';
 export type { KeeperSessionData, LoginTransaction } from './passport/session.js';
 export { safeReturnTo } from './lib/return-to.js';

@@ -1,11 +1,28 @@
 import { ErrorCodes, OAuthKeeperError } from '../errors.js';
 
-export interface HttpRequest {
+/** A `fetch` to use instead of the global one (a proxy agent, instrumentation, a test double). */
+export type FetchLike = (input: string | URL, init: RequestInit) => Promise<Response>;
+
+/** How a call to a provider is made: its timeout and the fetch that makes it. */
+export interface HttpOptions {
+  timeoutMs?: number;
+  fetch?: FetchLike;
+}
+
+/** The transport options of a provider's options object (or a bare timeout, as earlier versions took). */
+export function httpOptionsOf(from: { timeoutMs?: number | undefined; fetch?: FetchLike | undefined } | number | undefined): HttpOptions {
+  if (typeof from === 'number') return { timeoutMs: from };
+  return {
+    ...(from?.timeoutMs === undefined ? {} : { timeoutMs: from.timeoutMs }),
+    ...(from?.fetch === undefined ? {} : { fetch: from.fetch }),
+  };
+}
+
+export interface HttpRequest extends HttpOptions {
   method: 'GET' | 'POST';
   url: string | URL;
   headers?: Record<string, string>;
   body?: string;
-  timeoutMs?: number;
   /** Largest body read, in bytes. Default 1 MiB. */
   maxBodyBytes?: number;
 }
@@ -36,7 +53,8 @@ export async function httpRequest(request: HttpRequest): Promise<HttpResponse> {
   const maxBody = request.maxBodyBytes ?? DEFAULT_MAX_BODY;
   let response: Response;
   try {
-    response = await fetch(request.url, {
+    const send = request.fetch ?? fetch;
+    response = await send(request.url, {
       method: request.method,
       ...(request.headers === undefined ? {} : { headers: request.headers }),
       ...(request.body === undefined ? {} : { body: request.body }),

@@ -1,5 +1,5 @@
 import { configurationError, ErrorCodes, OAuthKeeperError } from '../errors.js';
-import { httpRequest, isRecord, parseJson, TransportError } from '../lib/http.js';
+import { httpOptionsOf, httpRequest, isRecord, parseJson, TransportError, type FetchLike } from '../lib/http.js';
 import type { NormalizeOptions, TokenSet } from '../lib/token-set.js';
 import {
   attachBearer,
@@ -208,7 +208,7 @@ export function defineProvider<O extends ProviderOptions = ProviderOptions>(spec
       hooks.userProfile ??
       (spec.userInfoURL !== undefined
         ? async (options, tokenSet) => {
-            const info = await fetchUserInfo(name, resolve(spec.userInfoURL!, options), tokenSet, options.timeoutMs);
+            const info = await fetchUserInfo(name, resolve(spec.userInfoURL!, options), tokenSet, options);
             return { provider: name, ...(spec.profile ?? defaultProfile)(info) };
           }
         : undefined),
@@ -235,7 +235,7 @@ export async function fetchUserInfo(
   provider: string,
   url: string,
   tokenSet: TokenSet,
-  timeoutMs: number | undefined,
+  transport: { timeoutMs?: number | undefined; fetch?: FetchLike | undefined } | number | undefined,
 ): Promise<Record<string, unknown>> {
   let response;
   try {
@@ -243,7 +243,7 @@ export async function fetchUserInfo(
       method: 'GET',
       url,
       headers: { authorization: `Bearer ${tokenSet.accessToken}`, accept: 'application/json' },
-      ...(timeoutMs === undefined ? {} : { timeoutMs }),
+      ...httpOptionsOf(transport),
     });
   } catch (cause) {
     if (!(cause instanceof TransportError)) throw cause;

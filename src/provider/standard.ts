@@ -3,7 +3,7 @@
  * to provider authors who need one standard piece inside a custom hook.
  */
 import { ErrorCodes, OAuthKeeperError } from '../errors.js';
-import { httpRequest, isRecord, parseJson, tokenTransportError, TransportError } from '../lib/http.js';
+import { httpOptionsOf, httpRequest, isRecord, parseJson, tokenTransportError, TransportError } from '../lib/http.js';
 import { normalizeTokenResponse, type NormalizeOptions, type TokenSet } from '../lib/token-set.js';
 import type { ApiRequest, ApiResponseHead, CallbackParams, CallbackRequest, Grant, ProviderOptions } from './types.js';
 
@@ -112,7 +112,7 @@ export async function standardTokenRequest(
   }
   let response;
   try {
-    response = await httpRequest({ method: 'POST', url, headers, ...(body === undefined ? {} : { body }), ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }) });
+    response = await httpRequest({ method: 'POST', url, headers, ...(body === undefined ? {} : { body }), ...httpOptionsOf(options) });
   } catch (cause) {
     if (cause instanceof TransportError) throw tokenTransportError(config.provider, cause);
     throw cause;
@@ -200,7 +200,7 @@ export async function standardRevoke(
   }
   let response;
   try {
-    response = await httpRequest({ method: 'POST', url: config.url, headers, body: params.toString(), ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }) });
+    response = await httpRequest({ method: 'POST', url: config.url, headers, body: params.toString(), ...httpOptionsOf(options) });
   } catch (cause) {
     if (cause instanceof TransportError) throw tokenTransportError(config.provider, cause);
     throw cause;

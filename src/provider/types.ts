@@ -1,3 +1,4 @@
+import type { FetchLike } from '../lib/http.js';
 import type { TokenSet } from '../lib/token-set.js';
 
 /** Options every provider takes. Providers extend this with their own (base URLs, keys...). */
@@ -15,6 +16,12 @@ export interface ProviderOptions {
   scope?: string | readonly string[];
   /** Timeout for each call to the provider, in ms. Default 10000. */
   timeoutMs?: number;
+  /**
+   * The `fetch` every call to the provider is made with — token, revocation, userinfo,
+   * discovery, the sop gateway — instead of the global one: a proxy agent, tracing, a test
+   * double. (The API proxy and jose's JWKS download use their own transports.)
+   */
+  fetch?: FetchLike;
 }
 
 /** What the strategy hands a provider to build the authorization redirect. */

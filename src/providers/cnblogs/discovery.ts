@@ -1,7 +1,7 @@
 /** The discovery document, and the discovery and JWKS cache each definition holds. */
 import { createRemoteJWKSet } from 'jose';
 import { ErrorCodes, OAuthKeeperError } from '../../errors.js';
-import { httpRequest, isRecord, parseJson, TransportError } from '../../lib/http.js';
+import { httpOptionsOf, httpRequest, isRecord, parseJson, TransportError, type FetchLike } from '../../lib/http.js';
 import { cnblogsIssuer, PROVIDER, type CnblogsOptions } from './options.js';
 
 /** The parts of the discovery document this provider uses. */
@@ -35,14 +35,17 @@ function endpoint(issuer: string, doc: Record<string, unknown>, key: string, fal
 }
 
 /** Reads and checks an issuer's discovery document (OpenID Connect Discovery 1.0 §4). */
-export async function fetchCnblogsMetadata(issuer: string, timeoutMs?: number): Promise<CnblogsMetadata> {
+export async function fetchCnblogsMetadata(
+  issuer: string,
+  transport?: { timeoutMs?: number | undefined; fetch?: FetchLike | undefined } | number,
+): Promise<CnblogsMetadata> {
   let response;
   try {
     response = await httpRequest({
       method: 'GET',
       url: `${issuer}/.well-known/openid-configuration`,
       headers: { accept: 'application/json' },
-      ...(timeoutMs === undefined ? {} : { timeoutMs }),
+      ...httpOptionsOf(transport),
     });
   } catch (cause) {
     if (!(cause instanceof TransportError)) throw cause;
@@ -92,7 +95,7 @@ export class CnblogsMetadataCache {
     const issuer = cnblogsIssuer(options);
     let pending = this.#discovery.get(issuer);
     if (!pending) {
-      const created = fetchCnblogsMetadata(issuer, options.timeoutMs);
+      const created = fetchCnblogsMetadata(issuer, options);
       pending = created;
       this.#discovery.set(issuer, created);
       created.catch(() => {

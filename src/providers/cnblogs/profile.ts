@@ -21,7 +21,7 @@ export async function fetchCnblogsProfile(
   tokenSet: TokenSet,
   claims: Record<string, unknown> | undefined,
 ): Promise<Profile> {
-  const info = await fetchUserInfo(PROVIDER, userinfoEndpoint, tokenSet, options.timeoutMs);
+  const info = await fetchUserInfo(PROVIDER, userinfoEndpoint, tokenSet, options);
   // OpenID Connect §5.3.2: userinfo must be about the user the id_token names.
   if (claims?.['sub'] !== undefined && info['sub'] !== claims['sub']) {
     throw new OAuthKeeperError(ErrorCodes.PROVIDER_ERROR, 'The cnblogs userinfo answer is about another user (sub) than the id_token.', {

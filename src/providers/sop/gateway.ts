@@ -3,7 +3,7 @@
  * then signature), and the typed errors of the gateway's own failures.
  */
 import { ErrorCodes, OAuthKeeperError, type ErrorCode } from '../../errors.js';
-import { httpRequest, tokenTransportError, TransportError, type HttpResponse } from '../../lib/http.js';
+import { httpOptionsOf, httpRequest, tokenTransportError, TransportError, type HttpResponse } from '../../lib/http.js';
 import { sopName, type SopOptions } from './options.js';
 import { nodeText, verifySopResponse, type VerifiedSopResponse } from './response-node.js';
 import { chinaTimestamp, keysOf, signSopParameters, signTypeOf } from './signing.js';
@@ -50,7 +50,7 @@ function postToGateway(options: SopOptions, params: Record<string, string>): Pro
     url: options.gatewayURL,
     headers: { ...GATEWAY_HEADERS },
     body: new URLSearchParams(params).toString(),
-    ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+    ...httpOptionsOf(options),
   });
 }
 
