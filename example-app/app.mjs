@@ -103,7 +103,7 @@ export async function createExampleApp(config) {
 
   passport.serializeUser((user, done) => done(null, { provider: user.provider, id: user.id, displayName: user.displayName }));
   passport.deserializeUser((user, done) => done(null, user));
-  const keeper = oauthKeeper({ strategies, store, passport });
+  const keeper = oauthKeeper({ strategies, store, passport, logger: { warn: (message, fields) => console.warn(`warning: ${message}`, fields ?? "") } });
 
   const events = [];
   for (const name of ['refresh:start', 'refresh:success', 'refresh:failure', 'refresh:retry', 'lock:wait']) {

@@ -101,7 +101,11 @@ export class Keeper {
         this.refresher.events.on(name, (event: object) => debug(name, { ...event }));
       }
     }
-    for (const strategy of options.strategies) this.#register(strategy, options.routes !== false);
+    for (const strategy of options.strategies) {
+      this.#register(strategy, options.routes !== false);
+      // Said once, at start-up: what the app should know about a strategy's configuration.
+      for (const warning of strategy.provider.startupWarnings?.(strategy.options) ?? []) logger.warn?.(warning, { provider: strategy.name });
+    }
     const loginURL = (provider: string, returnTo?: string) => this.loginURL(provider, returnTo);
     this.#parts = Object.freeze({
       store: this.store,

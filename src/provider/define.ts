@@ -27,6 +27,7 @@ export type ProviderHooks<O extends ProviderOptions> = Partial<
   Pick<
     ProviderDefinition<O>,
     | 'validateOptions'
+    | 'startupWarnings'
     | 'authorizationURL'
     | 'readCallback'
     | 'checkCallback'
@@ -160,6 +161,7 @@ export function defineProvider<O extends ProviderOptions = ProviderOptions>(spec
     stateTransport: Object.freeze(spec.stateTransport ?? { kind: 'parameter' }),
     formPostCallback: spec.formPostCallback ?? false,
 
+    ...(hooks.startupWarnings ? { startupWarnings: hooks.startupWarnings } : {}),
     validateOptions:
       hooks.validateOptions ?? ((options: O) => validateCommonOptions(name, options, clientAuthentication !== 'none')),
 

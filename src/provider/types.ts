@@ -152,6 +152,11 @@ export interface ProviderDefinition<O extends ProviderOptions = ProviderOptions>
   readonly formPostCallback: boolean;
   /** Throws a configuration error that names the fix. */
   validateOptions(options: O): void;
+  /**
+   * Optional: what the app should know about these options, said once at start-up through
+   * the keeper's logger (`warn`) — e.g. a platform reached over plain HTTP.
+   */
+  startupWarnings?(options: O): readonly string[];
   authorizationURL(options: O, context: AuthorizationContext): URL | Promise<URL>;
   readCallback(request: CallbackRequest): CallbackParams;
   /**

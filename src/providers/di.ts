@@ -145,6 +145,12 @@ function validateDiOptions(options: DiOptions): void {
   }
 }
 
+/** A loopback base URL (a local sandbox) crosses no network: plain HTTP is no concern there. */
+function isLoopback(baseURL: string): boolean {
+  const host = new URL(baseURL).hostname;
+  return host === 'localhost' || host === '[::1]' || /^127\./.test(host);
+}
+
 /**
  * The di provider definition. Authorization code flow with `state`; no PKCE (the
  * platform's Spring Security OAuth2 2.x server predates it); no revocation endpoint;
@@ -170,6 +176,13 @@ export const diProvider = defineProvider<DiOptions>({
   },
   hooks: {
     validateOptions: validateDiOptions,
+    startupWarnings: (options) =>
+      diBaseURL(options).startsWith('http://') && !isLoopback(diBaseURL(options))
+        ? [
+            `The di platform is reached over plain HTTP (baseURL ${diBaseURL(options)}), as it serves no HTTPS: tokens and the client secret ` +
+              'cross the network unencrypted. Keep that path on a network you trust, or set baseURL to an https:// address if one is offered.',
+          ]
+        : [],
   },
 });
 

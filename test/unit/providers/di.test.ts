@@ -1,6 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Passport } from 'passport';
 import { ErrorCodes, OAuthKeeperError } from '../../../src/errors';
+import { MemoryBackend, oauthKeeper, TokenStore } from '../../../src/index';
 import type { TokenSet } from '../../../src/lib/token-set';
 import { readTokenResponse } from '../../../src/provider/standard';
 import type { ApiRequest, CallbackParams } from '../../../src/provider/types';
@@ -380,5 +383,33 @@ describe('di options', () => {
     });
     expect(withReq.name).toBe('di');
     expect(message(() => new DiStrategy(options(), 'nope' as never))).toMatch(/verify callback must be a function/);
+  });
+});
+
+describe('di start-up warning', () => {
+  const make = (baseURL?: string) =>
+    new DiStrategy({ clientID: 'c', clientSecret: 's', callbackURL: '/auth/di/callback', ...(baseURL === undefined ? {} : { baseURL }) });
+
+  function warningsOf(strategy: ReturnType<typeof make>): Array<[string, Record<string, unknown> | undefined]> {
+    const warnings: Array<[string, Record<string, unknown> | undefined]> = [];
+    oauthKeeper({
+      strategies: [strategy],
+      store: new TokenStore({ backend: new MemoryBackend(), encryptionKeys: [randomBytes(32)] }),
+      passport: new Passport() as never,
+      logger: { warn: (message, fields) => warnings.push([message, fields]) },
+    });
+    return warnings;
+  }
+
+  it('says once, through the keeper logger, that the default base URL is plain HTTP, naming baseURL', () => {
+    const warnings = warningsOf(make());
+    expect(warnings).toEqual([[expect.stringContaining(`baseURL ${DI_DEFAULT_BASE_URL}`), { provider: 'di' }]]);
+    expect(warnings[0]![0]).toMatch(/plain HTTP/);
+  });
+
+  it('says nothing for an https:// base URL, nor for a sandbox on loopback', () => {
+    expect(warningsOf(make('https://di.example.com'))).toEqual([]);
+    expect(warningsOf(make('http://127.0.0.1:8080'))).toEqual([]);
+    expect(warningsOf(make('http://localhost:8080'))).toEqual([]);
   });
 });
