@@ -26,23 +26,20 @@ export { OAuthKeeperStrategy } from './passport/strategy.js';
 export type { BoundStrategy } from './passport/bind.js';
 export { keepTokens } from './passport/adopt.js';
 export type { KeepTokensOptions, KeptVerify, KeptVerifyWithRequest, PassportVerified } from './passport/adopt.js';
+export type { AuthenticateOptions, AuthenticationInfo, FailureInfo, StrategyOptions } from './passport/options.js';
 export type {
   AnyVerifyFunction,
   AnyVerifyFunctionWithRequest,
-  AuthenticateOptions,
-  AuthenticationInfo,
-  FailureInfo,
   NoRequest,
   WithRequest,
   OAuth2VerifyFunction,
   OAuth2VerifyFunctionWithParams,
   OAuth2VerifyFunctionWithRequest,
   OAuth2VerifyFunctionWithRequestAndParams,
-  StrategyOptions,
   VerifyDone,
   VerifyFunction,
   VerifyFunctionWithRequest,
-} from './passport/strategy.js';
+} from './passport/verify.js';
 
 export { TokenStore } from './store/token-store.js';
 export type { StoredTokenSet, TokenStoreOptions } from './store/token-store.js';

@@ -3,7 +3,8 @@ import type { RefreshCoordinator } from '../lib/refresh.js';
 import type { OAuthToken } from '../lib/token-set.js';
 import type { ProviderOptions } from '../provider/types.js';
 import type { TokenStore } from '../store/token-store.js';
-import type { AuthenticateOptions, OAuthKeeperStrategy } from '../passport/strategy.js';
+import type { AuthenticateOptions } from '../passport/options.js';
+import type { OAuthKeeperStrategy } from '../passport/strategy.js';
 
 /** A strategy of the keeper, whatever its provider's options and user type. */
 export type AnyStrategy = OAuthKeeperStrategy<ProviderOptions, unknown>;

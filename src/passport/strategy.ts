@@ -26,21 +26,6 @@ import {
 import type { CallbackParams, Profile, ProviderDefinition, ProviderOptions } from '../provider/types.js';
 import { markLogin, type AuthenticateOptions, type AuthenticationInfo, type FailureInfo, type StrategyOptions } from './options.js';
 
-export type {
-  AnyVerifyFunction,
-  AnyVerifyFunctionWithRequest,
-  NoRequest,
-  WithRequest,
-  OAuth2VerifyFunction,
-  OAuth2VerifyFunctionWithParams,
-  OAuth2VerifyFunctionWithRequest,
-  OAuth2VerifyFunctionWithRequestAndParams,
-  VerifyDone,
-  VerifyFunction,
-  VerifyFunctionWithRequest,
-} from './verify.js';
-export type { AuthenticateOptions, AuthenticationInfo, FailureInfo, StrategyOptions } from './options.js';
-
 /** Authorization request parameters the flow sets itself; extra parameters never replace them. */
 const RESERVED_AUTHORIZATION_PARAMS = new Set([
   'response_type',

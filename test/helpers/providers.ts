@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import { CnblogsStrategy, type CnblogsOptions } from '../../src/providers/cnblogs/index';
-import { SopStrategy } from '../../src/providers/sop/index';
+import { SopStrategy, type SopOptions } from '../../src/providers/sop/index';
 import { startSopSandbox, type RunningSopSandbox } from '../../src/sandbox/index';
 
 /**
@@ -30,14 +30,19 @@ export function startSopSandboxForApp(appKeys: SopAppKeys): Promise<RunningSopSa
   return startSopSandbox({ autoApprove: true, apps: [{ appId: 'app-1', publicKey: appKeys.publicKey }] });
 }
 
-/** The SopStrategy of `app-1` against `sandbox`; the gateway is the sandbox's unless `gatewayURL` is given. */
-export function sopSandboxStrategy(sandbox: RunningSopSandbox, appKeys: SopAppKeys, gatewayURL = `${sandbox.url}/`): SopStrategy {
-  return new SopStrategy({
+/** The options of `app-1` against `sandbox`; the gateway is the sandbox's unless `gatewayURL` is given. */
+export function sopSandboxOptions(sandbox: RunningSopSandbox, appKeys: SopAppKeys, gatewayURL = `${sandbox.url}/`): SopOptions {
+  return {
     clientID: 'app-1',
     callbackURL: '/auth/sop/callback',
     authURL: sandbox.url,
     gatewayURL,
     privateKey: appKeys.privateKey,
     platformPublicKey: sandbox.platformPublicKey,
-  });
+  };
+}
+
+/** The SopStrategy of `app-1` against `sandbox` (see {@link sopSandboxOptions}). */
+export function sopSandboxStrategy(sandbox: RunningSopSandbox, appKeys: SopAppKeys, gatewayURL = `${sandbox.url}/`): SopStrategy {
+  return new SopStrategy(sopSandboxOptions(sandbox, appKeys, gatewayURL));
 }

@@ -1,7 +1,8 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { CnblogsStrategy, DiStrategy, OAuthKeeperStrategy, SopStrategy, type FetchLike, type OAuthKeeperStrategy as Strategy } from '../../src/index';
 import type { RunningSandbox, RunningSopSandbox } from '../../src/sandbox/index';
-import { startCnblogsSandbox, startDiSandbox, startOAuth2Sandbox, startSopSandbox } from '../../src/sandbox/index';
+import { startCnblogsSandbox, startDiSandbox, startOAuth2Sandbox } from '../../src/sandbox/index';
+import { sopSandboxOptions, startSopSandboxForApp } from '../helpers/providers';
 import { createTestApp, exampleProvider, login, type TestApp } from '../helpers/app';
 
 /**
@@ -48,17 +49,8 @@ const CASES: Array<[string, () => Promise<RunningSandbox>, (s: RunningSandbox, f
   ],
   [
     'sop',
-    () => startSopSandbox({ autoApprove: true, apps: [{ appId: 'app-1', publicKey: sopKeys.publicKey }] }),
-    (s, fetch) =>
-      new SopStrategy({
-        clientID: 'app-1',
-        callbackURL: '/auth/sop/callback',
-        authURL: s.url,
-        gatewayURL: `${s.url}/`,
-        privateKey: sopKeys.privateKey,
-        platformPublicKey: (s as RunningSopSandbox).platformPublicKey,
-        fetch,
-      }),
+    () => startSopSandboxForApp(sopKeys),
+    (s, fetch) => new SopStrategy({ ...sopSandboxOptions(s as RunningSopSandbox, sopKeys), fetch }),
     ['/ open.auth.token.app', '/ open.auth.token.app'],
   ],
 ];

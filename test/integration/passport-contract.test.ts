@@ -5,7 +5,7 @@ import type { DiSandbox, RunningSandbox, RunningSopSandbox } from '../../src/san
 import { startCnblogsSandbox, startDiSandbox, startOAuth2Sandbox } from '../../src/sandbox/index';
 import { createTestApp, exampleProvider, login, type TestApp, type TestAppOptions } from '../helpers/app';
 import { approveAs, CookieBrowser } from '../helpers/browser-flow';
-import { startSopSandboxForApp } from '../helpers/providers';
+import { sopSandboxOptions, startSopSandboxForApp } from '../helpers/providers';
 
 /**
  * Passport's contract, as passport-oauth2 users rely on it, through a real
@@ -49,18 +49,7 @@ const CASES: Case[] = [
       sandbox.engine.settings.autoApprove = false;
       return sandbox;
     },
-    strategy: (s, verify) =>
-      new SopStrategy(
-        {
-          clientID: 'app-1',
-          callbackURL: '/auth/sop/callback',
-          authURL: s.url,
-          gatewayURL: `${s.url}/`,
-          privateKey: sopKeys.privateKey,
-          platformPublicKey: (s as RunningSopSandbox).platformPublicKey,
-        },
-        verify,
-      ),
+    strategy: (s, verify) => new SopStrategy(sopSandboxOptions(s as RunningSopSandbox, sopKeys), verify),
   },
 ];
 
