@@ -1,12 +1,12 @@
 /** The cnblogs sandbox's options, users and public types, and the state its endpoints share. */
 import type { Fault, SandboxClient, SandboxEngine, SandboxSettings, SandboxUser } from '../engine.js';
 import type { RunningSandbox, SandboxServerOptions } from '../server.js';
-import type { JWK, KeyLike } from 'jose';
+import type { CryptoKey, JWK, KeyObject } from 'jose';
 
 /** One of the sandbox's id_token signing keys, with the JWK it publishes. */
 export interface SigningKey {
   kid: string;
-  privateKey: KeyLike;
+  privateKey: CryptoKey | KeyObject;
   publicJwk: JWK;
 }
 

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Request } from 'express';
-import { createRemoteJWKSet, decodeJwt, exportJWK, generateKeyPair, SignJWT, type JWTPayload, type KeyLike } from 'jose';
+import { createRemoteJWKSet, decodeJwt, exportJWK, generateKeyPair, SignJWT, type JWTPayload, type CryptoKey } from 'jose';
 import { ErrorCodes, OAuthKeeperError, OAuthKeeperStrategy, type Profile, type TokenSet } from '../../../src/index';
 import {
   CNBLOGS_DEFAULT_API_URL,
@@ -191,7 +191,7 @@ async function startFakeProvider(): Promise<FakeProvider> {
   return Object.assign(fake, {
     url,
     sign: (claims: JWTPayload, kid = 'key-1') =>
-      new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid }).sign(privateKey as KeyLike),
+      new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid }).sign(privateKey as CryptoKey),
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
