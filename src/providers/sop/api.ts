@@ -59,29 +59,29 @@ function attach(request: ApiRequest, token: TokenSet, options: SopOptions): ApiR
   return { method: 'POST', url: new URL(options.gatewayURL), headers, body: Buffer.from(new URLSearchParams(params).toString(), 'utf8') };
 }
 
-/** The gateway method a (possibly already attached) request calls. */
-function calledMethod(request: ApiRequest): string | undefined {
+/** The form a request posts to the gateway, when it is an attached (signed) one. */
+function gatewayForm(request: ApiRequest): URLSearchParams | undefined {
   const type = request.headers.get('content-type') ?? '';
-  if (/x-www-form-urlencoded/i.test(type) && request.body) {
-    const form = new URLSearchParams(request.body.toString('utf8'));
-    const method = form.get('method');
-    if (method !== null && form.has('sign')) return method;
-  }
-  return apiMethodOf(request.url);
+  if (!/x-www-form-urlencoded/i.test(type) || !request.body) return undefined;
+  const form = new URLSearchParams(request.body.toString('utf8'));
+  return form.get('method') !== null && form.has('sign') ? form : undefined;
 }
 
 /**
  * Verifies a business answer over the raw text of its response node and hands the caller
- * that node (unwrapped) as JSON; the HTTP status is kept. Anything unverifiable is refused.
+ * that node (unwrapped) as JSON; the HTTP status is kept. Anything unverifiable is refused
+ * (an unsigned refusal as the refusal it says it is, with the token masked out of it).
  */
 function readResponse(response: ApiRawResponse, request: ApiRequest, options: SopOptions): ApiRawResponse {
-  const method = calledMethod(request);
-  if (method === undefined) {
+  const form = gatewayForm(request);
+  const method = form?.get('method') ?? apiMethodOf(request.url);
+  if (method === undefined || method === null) {
     throw new OAuthKeeperError(ErrorCodes.API_REQUEST_INVALID, 'The sop API answer cannot be read: the request names no gateway method.', {
       provider: sopName(options),
     });
   }
-  const { raw } = readGatewayAnswer(sopName(options), 'api', options, method, { status: response.status, text: response.body.toString('utf8') });
+  const answer = { status: response.status, text: response.body.toString('utf8') };
+  const { raw } = readGatewayAnswer(sopName(options), 'api', options, method, answer, [form?.get('app_auth_token') ?? undefined]);
   const headers = new Headers(response.headers);
   headers.delete('content-length');
   headers.delete('content-encoding');

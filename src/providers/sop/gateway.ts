@@ -5,11 +5,9 @@
 import { ErrorCodes, OAuthKeeperError, type ErrorCode } from '../../errors.js';
 import { httpOptionsOf, httpRequest, tokenTransportError, TransportError, type HttpResponse } from '../../lib/http.js';
 import { sopName, type SopOptions } from './options.js';
-import { nodeText, verifySopResponse, type VerifiedSopResponse } from './response-node.js';
+import { gatewayRefusalError, gatewayRefusalOf, type RefusalPurpose } from './refusal.js';
+import { locateSopResponse, parseNode, verifyLocatedResponse, type VerifiedSopResponse } from './response-node.js';
 import { chinaTimestamp, keysOf, signSopParameters, signTypeOf } from './signing.js';
-
-/** Gateway `code` of a successful answer (auth-service failures use it too, with `error`). */
-const SUCCESS_CODE = '10000';
 
 /** A gateway method: a dotted name such as `goods.get`. */
 export const METHOD_NAME = /^[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*$/;
@@ -58,7 +56,7 @@ function postToGateway(options: SopOptions, params: Record<string, string>): Pro
 // Failures of the call itself
 
 /** What a call is for, which decides how its failures are reported. */
-export type GatewayPurpose = 'token' | 'api';
+export type GatewayPurpose = RefusalPurpose;
 
 interface FailureReports {
   /** The gateway could not be reached at all. */
@@ -105,6 +103,11 @@ const FAILURES: Readonly<Record<GatewayPurpose, FailureReports>> = {
 /**
  * Reads one gateway answer to `method`: its HTTP status must be 2xx, then its signature
  * must verify over the raw text of its response node. Returns the verified node.
+ *
+ * An unsigned refusal is the one exception: it still throws, but as the refusal it says
+ * it is (`40002 isv.invalid-signature` names privateKey, not platformPublicKey), with only
+ * its code, sub_code and scrubbed messages read; `secrets` (what the call sent) are masked
+ * out of those. An unsigned success, or any badly signed answer, is a signature error.
  */
 export function readGatewayAnswer(
   provider: string,
@@ -112,14 +115,18 @@ export function readGatewayAnswer(
   options: SopOptions,
   method: string,
   answer: { status: number; text: string },
+  secrets: ReadonlyArray<string | undefined> = [],
 ): VerifiedSopResponse {
   const failures = FAILURES[purpose];
   if (answer.status < 200 || answer.status >= 300) throw failures.httpStatus(provider, method, answer.status);
-  return verifySopResponse(answer.text, method, keysOf(options).platformPublicKey, {
-    signType: signTypeOf(options),
-    provider,
-    malformedCode: failures.malformedCode,
-  });
+  const verify = { signType: signTypeOf(options), provider, malformedCode: failures.malformedCode };
+  const located = locateSopResponse(answer.text, method, verify);
+  if (located.signature === undefined) {
+    const node = parseNode(located);
+    const refusal = node === undefined ? undefined : gatewayRefusalOf(node, secrets);
+    if (refusal !== undefined) throw gatewayRefusalError(provider, purpose, method, refusal, false);
+  }
+  return verifyLocatedResponse(located, method, keysOf(options).platformPublicKey, verify);
 }
 
 /** Signs one call of `method`, posts it and reads the answer (see {@link readGatewayAnswer}). */
@@ -129,7 +136,7 @@ export async function postGatewayCall(
   options: SopOptions,
   method: string,
   bizContent: string,
-  extra: { appAuthToken?: string; version?: string } = {},
+  extra: { appAuthToken?: string; version?: string; secrets?: ReadonlyArray<string | undefined> } = {},
 ): Promise<VerifiedSopResponse> {
   const params = sopGatewayParameters(options, method, bizContent, extra);
   let response;
@@ -139,7 +146,7 @@ export async function postGatewayCall(
     if (!(cause instanceof TransportError)) throw cause;
     throw FAILURES[purpose].unreachable(provider, method, cause);
   }
-  return readGatewayAnswer(provider, purpose, options, method, response);
+  return readGatewayAnswer(provider, purpose, options, method, response, [extra.appAuthToken, ...(extra.secrets ?? [])]);
 }
 
 /**
@@ -165,38 +172,8 @@ export async function callSopGateway(
 // ---------------------------------------------------------------------------
 // Failures the gateway reports in its answer
 
-/** A readable next step for the gateway's own error sub-codes. */
-function gatewayHint(subCode: string | undefined): string {
-  switch (subCode) {
-    case 'isv.invalid-signature':
-      return ' The platform could not verify this app\'s signature: check that privateKey is the key whose public half is registered for clientID (app_id), and that signType matches the app.';
-    case 'isv.invalid-timestamp':
-      return ' The platform refused the timestamp: check this server\'s clock (it must be within 300 s).';
-    case 'isv.invalid-app-id':
-    case 'isv.missing-app-id':
-      return ' Check clientID: it must be the app_id the platform issued.';
-    case 'isv.invalid-method':
-      return ' The gateway does not offer this method (and version).';
-    default:
-      return subCode?.startsWith('isp.') ? ' The platform reported an internal problem; it may work on a later try.' : '';
-  }
+/** Throws the typed error for a gateway-level failure (`code` other than 10000) of a verified node, if it is one. */
+export function throwIfGatewayError(provider: string, method: string, node: Record<string, unknown>, secrets: ReadonlyArray<string | undefined> = []): void {
+  const refusal = gatewayRefusalOf(node, secrets);
+  if (refusal !== undefined) throw gatewayRefusalError(provider, 'token', method, refusal, true, node['request_id']);
 }
-
-/** Throws the typed error for a gateway-level failure (`code` other than 10000), if it is one. */
-export function throwIfGatewayError(provider: string, method: string, node: Record<string, unknown>): void {
-  const code = nodeText(node['code']);
-  const subCode = nodeText(node['sub_code']);
-  if (subCode === undefined && (code === undefined || code === SUCCESS_CODE)) return;
-  const transient = code === '20000' || (subCode?.startsWith('isp.') ?? false);
-  throw new OAuthKeeperError(
-    ErrorCodes.TOKEN_ENDPOINT_FAILED,
-    `The ${provider} gateway refused ${method} with code ${code ?? '(none)'}${subCode ? ` (${subCode})` : ''}.${gatewayHint(subCode)}`,
-    {
-      provider,
-      transient,
-      ...(subCode === undefined ? {} : { oauthError: subCode }),
-      details: { method, code, subCode, subMsg: node['sub_msg'], msg: node['msg'], requestId: node['request_id'] },
-    },
-  );
-}
-

@@ -131,6 +131,77 @@ export interface VerifySopResponseOptions {
   malformedCode?: ErrorCode;
 }
 
+/** A gateway answer's response node, found but not yet verified. */
+export interface LocatedSopResponse {
+  /** `<method>_response`, or `error_response`. */
+  nodeName: string;
+  /** The node's raw text, exactly as the platform would have signed it. */
+  raw: string;
+  /** The answer's `sign`; `undefined` when it carries none (absent, empty or not a string). */
+  signature: string | undefined;
+}
+
+function malformedAnswer(method: string, why: string, length: number, options: VerifySopResponseOptions): OAuthKeeperError {
+  const provider = options.provider ?? SOP_NAME;
+  return new OAuthKeeperError(options.malformedCode ?? ErrorCodes.TOKEN_RESPONSE_MALFORMED, `The ${provider} gateway's answer to ${method} ${why}.`, {
+    provider,
+    details: { method, length },
+  });
+}
+
+/**
+ * Finds the response node of a gateway answer to `method` (or its `error_response`) and
+ * its signature, without trusting either. Throws `malformedCode` for a non-answer.
+ */
+export function locateSopResponse(body: string, method: string, options: VerifySopResponseOptions = {}): LocatedSopResponse {
+  const parsed = parseJson(body);
+  let nodeName = responseNodeName(method);
+  let raw = isRecord(parsed) ? extractResponseNode(body, nodeName) : undefined;
+  if (raw === undefined && isRecord(parsed) && parsed[nodeName] === undefined) {
+    nodeName = 'error_response';
+    raw = extractResponseNode(body, nodeName);
+  }
+  if (!isRecord(parsed) || raw === undefined) {
+    const why = isRecord(parsed) ? `has no single ${responseNodeName(method)} (or error_response) node` : 'is not a JSON object';
+    throw malformedAnswer(method, why, body.length, options);
+  }
+  const signature = parsed['sign'];
+  return { nodeName, raw, signature: typeof signature === 'string' && signature.length > 0 ? signature : undefined };
+}
+
+/** The parsed node of a located answer, or `undefined` when it is not a JSON object. */
+export function parseNode(located: LocatedSopResponse): Record<string, unknown> | undefined {
+  const node = parseJson(located.raw);
+  return isRecord(node) ? node : undefined;
+}
+
+/**
+ * Verifies a located answer's signature over the raw text of its node with the platform's
+ * public key, then parses that same verified text. A missing or wrong signature throws
+ * RESPONSE_SIGNATURE_INVALID.
+ */
+export function verifyLocatedResponse(
+  located: LocatedSopResponse,
+  method: string,
+  platformPublicKey: SopKey,
+  options: VerifySopResponseOptions = {},
+): VerifiedSopResponse {
+  const provider = options.provider ?? SOP_NAME;
+  const { nodeName, raw, signature } = located;
+  const refused = (why: string) =>
+    new OAuthKeeperError(
+      ErrorCodes.RESPONSE_SIGNATURE_INVALID,
+      `The ${provider} gateway's answer to ${method} ${why}, so it was refused. ` +
+        'If this persists, check that platformPublicKey is the platform public key of this deployment and that signType matches the app.',
+      { provider, details: { method, nodeName } },
+    );
+  if (signature === undefined) throw refused('carries no signature');
+  if (!sopVerify(raw, signature, platformPublicKey, options.signType ?? 'RSA2')) throw refused('carries a signature that does not verify');
+  const node = parseNode(located);
+  if (node === undefined) throw malformedAnswer(method, `has a ${nodeName} that is not a JSON object`, raw.length, options);
+  return { nodeName, raw, node };
+}
+
 /**
  * Verifies a gateway answer's `sign` over the raw text of its response node with the
  * platform's public key, then parses that same verified text. Never re-serializes.
@@ -142,34 +213,7 @@ export function verifySopResponse(
   platformPublicKey: SopKey,
   options: VerifySopResponseOptions = {},
 ): VerifiedSopResponse {
-  const provider = options.provider ?? SOP_NAME;
-  const malformed = (why: string) =>
-    new OAuthKeeperError(options.malformedCode ?? ErrorCodes.TOKEN_RESPONSE_MALFORMED, `The ${provider} gateway's answer to ${method} ${why}.`, {
-      provider,
-      details: { method, length: body.length },
-    });
-  const parsed = parseJson(body);
-  if (!isRecord(parsed)) throw malformed('is not a JSON object');
-  let nodeName = responseNodeName(method);
-  let raw = extractResponseNode(body, nodeName);
-  if (raw === undefined && parsed[nodeName] === undefined) {
-    nodeName = 'error_response';
-    raw = extractResponseNode(body, nodeName);
-  }
-  if (raw === undefined) throw malformed(`has no single ${responseNodeName(method)} (or error_response) node`);
-  const signature = parsed['sign'];
-  const refused = (why: string) =>
-    new OAuthKeeperError(
-      ErrorCodes.RESPONSE_SIGNATURE_INVALID,
-      `The ${provider} gateway's answer to ${method} ${why}, so it was refused. ` +
-        'If this persists, check that platformPublicKey is the platform public key of this deployment and that signType matches the app.',
-      { provider, details: { method, nodeName } },
-    );
-  if (typeof signature !== 'string' || signature.length === 0) throw refused('carries no signature');
-  if (!sopVerify(raw, signature, platformPublicKey, options.signType ?? 'RSA2')) throw refused('carries a signature that does not verify');
-  const node = parseJson(raw);
-  if (!isRecord(node)) throw malformed(`has a ${nodeName} that is not a JSON object`);
-  return { nodeName, raw, node };
+  return verifyLocatedResponse(locateSopResponse(body, method, options), method, platformPublicKey, options);
 }
 
 /** A node field the gateway sends as a string or a number, as a string. */

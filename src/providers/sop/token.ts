@@ -29,8 +29,13 @@ const ENVELOPE_FIELDS: ReadonlySet<string> = new Set([
 const SOP_GRANT_INVALID = new Set(['invalid_grant', 'expired_token']);
 
 /** Maps a verified `open.auth.token.app` node to a token set, or throws the typed failure. */
-export function readSopTokenNode(node: Record<string, unknown>, provider: string = SOP_NAME, now = Date.now()): TokenSet {
-  throwIfGatewayError(provider, SOP_TOKEN_METHOD, node);
+export function readSopTokenNode(
+  node: Record<string, unknown>,
+  provider: string = SOP_NAME,
+  now = Date.now(),
+  secrets: ReadonlyArray<string | undefined> = [],
+): TokenSet {
+  throwIfGatewayError(provider, SOP_TOKEN_METHOD, node, secrets);
   const error = nodeText(node['error']);
   if (error !== undefined) {
     throw new OAuthKeeperError(ErrorCodes.TOKEN_ENDPOINT_FAILED, `The ${provider} auth service refused ${SOP_TOKEN_METHOD} with "${error}".`, {
@@ -59,12 +64,19 @@ export function readSopTokenNode(node: Record<string, unknown>, provider: string
   return set;
 }
 
+/**
+ * Code exchange or refresh. Whatever fails — the gateway's refusal, an unsigned or badly
+ * signed answer, the network — throws a typed error that is not `grantInvalid`: only the
+ * auth service saying, in a verified answer, that the code or refresh token is no good
+ * may cost the stored tokens.
+ */
 export async function requestToken(options: SopOptions, grant: Grant): Promise<TokenSet> {
+  const secret = grant.grantType === 'authorization_code' ? grant.code : grant.refreshToken;
   const bizContent = JSON.stringify(
     grant.grantType === 'authorization_code'
       ? { grant_type: 'authorization_code', code: grant.code }
       : { grant_type: 'refresh_token', refresh_token: grant.refreshToken },
   );
-  const { node } = await postGatewayCall(sopName(options), 'token', options, SOP_TOKEN_METHOD, bizContent);
-  return readSopTokenNode(node, sopName(options));
+  const { node } = await postGatewayCall(sopName(options), 'token', options, SOP_TOKEN_METHOD, bizContent, { secrets: [secret] });
+  return readSopTokenNode(node, sopName(options), Date.now(), [secret]);
 }
