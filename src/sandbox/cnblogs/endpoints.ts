@@ -12,7 +12,17 @@ import {
   type SandboxRequest,
 } from '../server.js';
 import { issueIdToken } from './id-token.js';
-import { RESPONSE_MODES, RESPONSE_TYPES, SCOPES, splitScope, takeOidcFault, type CnblogsSandboxState } from './options.js';
+import {
+  allowedResponseTypes,
+  normalizeResponseType,
+  RESPONSE_MODES,
+  RESPONSE_TYPES,
+  SCOPES,
+  splitScope,
+  takeOidcFault,
+  type CnblogsSandboxClient,
+  type CnblogsSandboxState,
+} from './options.js';
 
 export function discovery(state: CnblogsSandboxState): Promise<SandboxReply> {
   const issuer = state.issuer;
@@ -54,6 +64,11 @@ function formPostPage(action: string, fields: Record<string, string>): SandboxRe
   };
 }
 
+/** IdentityServer's error page: shown when an error cannot, or may not, go back to the client. */
+function errorPage(error: string, description: string): SandboxReply {
+  return reply.html(400, `<h1>Sorry, there was an error : ${escapeHtml(error)}</h1><p>${escapeHtml(description)}</p>`);
+}
+
 /** Delivers an authorization answer the way response_mode says. */
 function deliver(redirectUri: string, mode: string, params: Record<string, string>): SandboxReply {
   if (mode === 'form_post') return formPostPage(redirectUri, params);
@@ -63,21 +78,27 @@ function deliver(redirectUri: string, mode: string, params: Record<string, strin
 export async function authorize(state: CnblogsSandboxState, req: SandboxRequest): Promise<SandboxReply> {
   const { engine } = state;
   const p = req.params;
-  const client = engine.findClient(p['client_id']);
+  const client = engine.findClient(p['client_id']) as CnblogsSandboxClient | undefined;
   const redirectUri = p['redirect_uri'];
   if (!client || !redirectUri || !/^https?:\/\//.test(redirectUri)) {
     // IdentityServer shows its own error page when it cannot trust the redirect URI.
-    return reply.html(400, '<h1>Sorry, there was an error : unauthorized_client</h1><p>Unknown client or invalid redirect_uri.</p>');
+    return errorPage('unauthorized_client', 'Unknown client or invalid redirect_uri.');
   }
-  const responseType = splitScope(p['response_type']).sort().join(' ');
+  const responseType = normalizeResponseType(p['response_type']);
   const hybrid = responseType === 'code id_token';
   const mode = p['response_mode'] ?? (hybrid ? 'fragment' : 'query');
-  if (!RESPONSE_MODES.includes(mode)) return reply.html(400, '<h1>Sorry, there was an error : invalid_request</h1><p>Invalid response_mode.</p>');
+  if (!RESPONSE_MODES.includes(mode)) return errorPage('invalid_request', 'Invalid response_mode.');
   const withState = (params: Record<string, string>) => (p['state'] === undefined ? params : { ...params, state: p['state'] });
   const fail = (error: string, deliverMode = mode) => deliver(redirectUri, deliverMode, withState({ error }));
-  if (!RESPONSE_TYPES.includes(responseType)) return fail('unsupported_response_type', 'query');
+  if (!(RESPONSE_TYPES as readonly string[]).includes(responseType)) return fail('unsupported_response_type', 'query');
   // OpenID Connect: a hybrid answer (it holds an id_token) never travels in the query string.
   if (hybrid && mode === 'query') return fail('invalid_request', 'fragment');
+  // IdentityServer: a flow the client is not registered for (its AllowedGrantTypes) is not
+  // a "safe" error, so it shows its error page rather than answering the client.
+  if (!allowedResponseTypes(client).includes(responseType)) {
+    if (state.unauthorizedClient === 'redirect') return fail('unauthorized_client');
+    return errorPage('unauthorized_client', 'Invalid grant type for client');
+  }
   const scopes = splitScope(p['scope']);
   if (scopes.length === 0 || scopes.some((s) => !SCOPES.includes(s))) return fail('invalid_scope');
   if (hybrid && !scopes.includes('openid')) return fail('invalid_scope');

@@ -4,6 +4,7 @@ import { api, userinfo } from './api.js';
 import { authorize, discovery, revocation, tokenEndpoint } from './endpoints.js';
 import { jwks, newSigningKey } from './id-token.js';
 import {
+  allowedResponseTypes,
   DEFAULT_USERS,
   type CnblogsSandbox,
   type CnblogsSandboxFaultTarget,
@@ -15,9 +16,11 @@ import {
 export type {
   CnblogsIssued,
   CnblogsSandbox,
+  CnblogsSandboxClient,
   CnblogsSandboxCounters,
   CnblogsSandboxFaultTarget,
   CnblogsSandboxOptions,
+  CnblogsSandboxResponseType,
   CnblogsSandboxUser,
   IdTokenTamper,
 } from './options.js';
@@ -32,6 +35,7 @@ export type {
  * `/api/blogs/{blogApp}/posts`.
  */
 export async function startCnblogsSandbox(options: CnblogsSandboxOptions = {}): Promise<CnblogsSandbox> {
+  for (const client of options.clients ?? []) allowedResponseTypes(client);
   const engine = new SandboxEngine({
     ...options,
     accessTokenTtlSeconds: options.accessTokenTtlSeconds ?? 86_400,
@@ -45,6 +49,7 @@ export async function startCnblogsSandbox(options: CnblogsSandboxOptions = {}): 
   const state: CnblogsSandboxState = {
     engine,
     title: options.title ?? '博客园 (cnblogs) sandbox',
+    unauthorizedClient: options.unauthorizedClient ?? 'error_page',
     knobs,
     oidcCounters: { discovery: 0, jwks: 0 },
     issued: [],

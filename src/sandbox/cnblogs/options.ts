@@ -21,9 +21,31 @@ export interface CnblogsSandboxUser extends SandboxUser {
   avatar: string;
 }
 
+/** A response type the sandbox's authorize endpoint knows: IdentityServer's `Code` and `Hybrid` grant types. */
+export type CnblogsSandboxResponseType = 'code' | 'code id_token';
+
+/**
+ * A registered client. As an IdentityServer client's `AllowedGrantTypes`, `allowedResponseTypes`
+ * says which flows it may use (default: both); asking for another is refused with
+ * `unauthorized_client` ("Invalid grant type for client").
+ */
+export interface CnblogsSandboxClient extends SandboxClient {
+  allowedResponseTypes?: readonly CnblogsSandboxResponseType[];
+}
+
 export interface CnblogsSandboxOptions extends Partial<SandboxSettings>, SandboxServerOptions {
   users?: CnblogsSandboxUser[];
-  clients?: SandboxClient[];
+  /** Default: `sandbox-client` / `sandbox-secret`, allowed every flow. */
+  clients?: CnblogsSandboxClient[];
+  /**
+   * How a request for a flow the client is not registered for is answered. `'error_page'`
+   * (default), as IdentityServer does: the browser stays on the provider's own error page
+   * ("Sorry, there was an error : unauthorized_client", "Invalid grant type for client") and
+   * the app never hears of it. `'redirect'`: the error goes back to the redirect_uri in the
+   * response mode asked for, as an error page that follows IdentityServer's
+   * `ErrorMessage.RedirectUri` back to the client would.
+   */
+  unauthorizedClient?: 'error_page' | 'redirect';
   /** Spoils every id_token issued (front channel and token endpoint). Default null. */
   idTokenTamper?: IdTokenTamper | null;
   /** id_token lifetime in seconds. Default 300, as the provider's. */
@@ -75,7 +97,7 @@ export interface CnblogsSandbox extends RunningSandbox {
 }
 
 export const SCOPES = ['openid', 'profile', 'CnBlogsApi', 'offline_access'];
-export const RESPONSE_TYPES = ['code', 'code id_token'];
+export const RESPONSE_TYPES: readonly CnblogsSandboxResponseType[] = ['code', 'code id_token'];
 export const RESPONSE_MODES = ['query', 'fragment', 'form_post'];
 
 export const DEFAULT_USERS: CnblogsSandboxUser[] = [
@@ -95,6 +117,7 @@ export const DEFAULT_USERS: CnblogsSandboxUser[] = [
 export interface CnblogsSandboxState {
   readonly engine: SandboxEngine;
   readonly title: string;
+  readonly unauthorizedClient: 'error_page' | 'redirect';
   readonly knobs: Pick<CnblogsSandbox, 'idTokenTamper' | 'idTokenTtlSeconds' | 'mutateTokenAnswer'>;
   readonly oidcCounters: CnblogsSandboxCounters;
   readonly issued: CnblogsIssued[];
@@ -116,4 +139,17 @@ export function takeOidcFault(state: CnblogsSandboxState, target: CnblogsSandbox
 
 export function splitScope(scope: string | undefined): string[] {
   return (scope ?? '').split(/\s+/).filter((s) => s.length > 0);
+}
+
+/** A response type as a set: `id_token code` is `code id_token`. */
+export function normalizeResponseType(responseType: string | undefined): string {
+  return splitScope(responseType).sort().join(' ');
+}
+
+/** The flows `client` may use; throws on a value the sandbox does not know (a mistyped test). */
+export function allowedResponseTypes(client: CnblogsSandboxClient): readonly string[] {
+  const allowed = (client.allowedResponseTypes ?? RESPONSE_TYPES).map(normalizeResponseType);
+  const unknown = allowed.filter((type) => !(RESPONSE_TYPES as readonly string[]).includes(type));
+  if (unknown.length > 0) throw new Error(`cnblogs sandbox client ${client.clientId}: unknown allowedResponseTypes ${unknown.join(', ')}`);
+  return allowed;
 }
