@@ -362,11 +362,14 @@ export class OAuthKeeperStrategy<O extends ProviderOptions = ProviderOptions, Us
 
   private providerError(params: CallbackParams): OAuthKeeperError {
     const denied = params.error === 'access_denied';
+    // The provider's hint: which option to change (its own words; never the browser's).
+    const hint =
+      denied || params.error === undefined ? undefined : this.provider.describeAuthorizationError?.(this.options, params.error, params.errorDescription);
     return new OAuthKeeperError(
       ErrorCodes.PROVIDER_ERROR,
       denied
         ? `The user declined the ${this.name} authorization (access_denied).`
-        : `The ${this.name} provider answered the authorization with "${params.error}".`,
+        : `The ${this.name} provider answered the authorization with "${params.error}".${hint ? ` ${hint}` : ''}`,
       {
         provider: this.name,
         status: denied ? 403 : 502,

@@ -31,6 +31,7 @@ export type ProviderHooks<O extends ProviderOptions> = Partial<
     | 'authorizationURL'
     | 'readCallback'
     | 'checkCallback'
+    | 'describeAuthorizationError'
     | 'requestToken'
     | 'validateTokenSet'
     | 'userProfile'
@@ -217,6 +218,7 @@ export function defineProvider<O extends ProviderOptions = ProviderOptions>(spec
   } as ProviderDefinition<O>;
 
   if (hooks.checkCallback) Object.assign(definition, { checkCallback: hooks.checkCallback });
+  if (hooks.describeAuthorizationError) Object.assign(definition, { describeAuthorizationError: hooks.describeAuthorizationError });
   if (hooks.validateTokenSet) Object.assign(definition, { validateTokenSet: hooks.validateTokenSet });
   if (hooks.revoke) {
     Object.assign(definition, { revoke: hooks.revoke });

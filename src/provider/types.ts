@@ -164,6 +164,12 @@ export interface ProviderDefinition<O extends ProviderOptions = ProviderOptions>
    * id_token and its nonce); throws an OAuthKeeperError.
    */
   checkCallback?(options: O, params: CallbackParams, facts: TransactionFacts): void | Promise<void>;
+  /**
+   * Optional: a hint for the message of an authorization the provider refused (`?error=`,
+   * not `access_denied`) — which option to change, e.g. a client registered for another
+   * flow. `error` and `description` came through the browser: compare, never echo them.
+   */
+  describeAuthorizationError?(options: O, error: string, description: string | undefined): string | undefined;
   /** Exchanges a code or a refresh token for a normalized token set. */
   requestToken(options: O, grant: Grant): Promise<TokenSet>;
   /** Post-exchange checks of the token set (id_token signature, nonce, c_hash...); returns claims. */
