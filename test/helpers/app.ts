@@ -83,6 +83,8 @@ export interface TestAppOptions {
   keeper?: Partial<Omit<KeeperOptions, 'strategies' | 'store' | 'passport'>>;
   usePassportSession?: boolean;
   routes?: (app: Express, keeper: Keeper, passport: InstanceType<typeof Passport>) => void;
+  /** Mounted before everything else, session included: what every answer carries (e.g. a CSP header). */
+  first?: (app: Express) => void;
   cookie?: session.CookieOptions;
 }
 
@@ -113,6 +115,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   const keeper = oauthKeeper({ strategies: [strategy], store, passport, ...options.keeper });
 
   const app = express();
+  options.first?.(app);
   app.use(
     session({
       secret: 'test-secret',
