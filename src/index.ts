@@ -55,9 +55,15 @@ export type {
   KeeperContext,
   KeeperLogger,
   KeeperOptions,
+  LogoutOptions,
+  OwnerOption,
   PassportLike,
   UnauthorizedBehaviour,
 } from './middleware/keeper.js';
+export { TokenKeeper, tokenKeeper } from './middleware/token-keeper.js';
+export type { TokenKeeperOptions } from './middleware/token-keeper.js';
+export type { OwnerTokens } from './middleware/owner-tokens.js';
+export type { OwnerConnection } from './middleware/connections.js';
 
 export { createProxy } from './middleware/proxy.js';
 export { guardSessionStore } from './middleware/session-store.js';

@@ -24,6 +24,8 @@ const MAIN = [
   'RedisBackend',
   'Keeper',
   'oauthKeeper',
+  'TokenKeeper',
+  'tokenKeeper',
   'ensureAuthorized',
   'createProxy',
   'guardSessionStore',

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { ErrorCodes, OAuthKeeperError } from '../errors.js';
+import { ownerKeyOf } from '../store/owner.js';
 import type { StoredTokenSet, TokenStore } from '../store/token-store.js';
 import { randomToken } from './pkce.js';
 import type { TokenClient } from './token-client.js';
@@ -45,6 +46,12 @@ export interface RefreshEvents {
   'refresh:failure': [{ provider: string; code: string; transient: boolean; retries: number }];
   'refresh:retry': [{ provider: string; attempt: number; delayMs: number }];
   'lock:wait': [{ provider: string; waitedMs: number; outcome: 'refreshed-elsewhere' | 'acquired' | 'timeout' }];
+  /**
+   * The provider finally refused the refresh token (or there is none and the token
+   * expired): the set was deleted and the user must authorize again. `owner` is the key the
+   * app chose (`owner` option, `keeper.forOwner(key)`), `null` for a session's own tokens.
+   */
+  'reauthorization:required': [{ provider: string; owner: string | null; oauthError?: string }];
 }
 
 interface RequestEntry {
@@ -139,6 +146,7 @@ export class RefreshCoordinator {
   async getFresh(owner: string, client: TokenClient, rejected?: string, budget?: RefreshBudget): Promise<TokenSet | null> {
     const stored = await this.#store.get(owner, client.name);
     if (!stored) return null;
+    this.#store.touch(owner, client.name, stored.tokenSet);
     if (rejected === undefined ? !this.needsRefresh(stored.tokenSet) : stored.tokenSet.accessToken !== rejected) {
       return stored.tokenSet;
     }
@@ -247,7 +255,7 @@ export class RefreshCoordinator {
       }
     }
     // Only the provider's answer is retried: a store fault from here on propagates as it is.
-    const generation = await this.#store.put(owner, provider, refreshed, current.generation);
+    const generation = await this.#store.put(owner, provider, refreshed, current.generation, current.connectedAt);
     if (generation === null) {
       // Someone logged out or logged in again meanwhile: their write wins.
       const latest = await this.#store.get(owner, provider);
@@ -272,6 +280,11 @@ export class RefreshCoordinator {
     if (latest.generation !== current.generation) return latest.tokenSet;
     if (failure && (failure.grantInvalid || failure.code === ErrorCodes.REAUTHORIZATION_REQUIRED)) {
       await this.#store.delete(owner, [provider]);
+      this.events.emit('reauthorization:required', {
+        provider,
+        owner: ownerKeyOf(owner),
+        ...(failure.oauthError === undefined ? {} : { oauthError: failure.oauthError }),
+      });
       if (failure.code === ErrorCodes.REAUTHORIZATION_REQUIRED) throw failure;
       throw new OAuthKeeperError(
         ErrorCodes.REAUTHORIZATION_REQUIRED,

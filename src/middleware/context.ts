@@ -1,7 +1,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { RefreshCoordinator } from '../lib/refresh.js';
 import type { OAuthToken } from '../lib/token-set.js';
-import type { ProviderOptions } from '../provider/types.js';
+import type { Profile, ProviderOptions } from '../provider/types.js';
 import type { TokenStore } from '../store/token-store.js';
 import type { AuthenticateOptions } from '../passport/options.js';
 import type { OAuthKeeperStrategy } from '../passport/strategy.js';
@@ -24,6 +24,14 @@ export interface KeeperLogger {
   warn?(message: string, fields?: Record<string, unknown>): void;
 }
 
+/**
+ * The keeper's `owner` option: the stable key (typically your user id) that a login's
+ * token sets are kept under, instead of the session's own random owner; `undefined` keeps
+ * the session's owner as it is. Called after each completed login, with the Passport user
+ * and the provider's profile.
+ */
+export type OwnerOption = (req: Request, user: unknown, profile: Profile) => string | undefined | Promise<string | undefined>;
+
 /** Answers an error the keeper's way (through `onError` when given). */
 export type Responder = (error: unknown, req: Request, res: Response, next: NextFunction, json?: boolean) => void;
 
@@ -45,4 +53,6 @@ export interface KeeperParts {
   loginURL(provider: string, returnTo?: string): string;
   token(req: Request, provider: string): Promise<OAuthToken | null>;
   readonly respond: Responder;
+  /** The keeper's `owner` option, when given. */
+  readonly owner: OwnerOption | undefined;
 }

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import type { Request } from 'express';
 import { ApiClient } from '../lib/api/client.js';
 import { decodeBuffered, decodedStream } from '../lib/api/decode.js';
-import { apiRequestInvalid, TRANSPORT_HEADERS, type ApiCallResult, type ApiClientOptions, type ApiKeeper } from '../lib/api/types.js';
+import { apiRequestInvalid, TRANSPORT_HEADERS, type ApiCallResult, type ApiClientOptions, type ApiKeeper, type ApiSession } from '../lib/api/types.js';
 import { ownerOf } from '../passport/session.js';
 
 /** `req.oauthFetch`: the API client behind a fetch-shaped function that answers a standard `Response`. */
@@ -109,13 +109,26 @@ async function toResponse(result: ApiCallResult, method: string, url: URL): Prom
  * go elsewhere. A gzip/deflate/br answer is decoded, as fetch does.
  */
 export function createOAuthFetch(keeper: ApiKeeper, req: Request, options: ApiClientOptions = {}): OAuthFetch {
+  return fetchFor(apiClients(keeper, options), () => ({ owner: ownerOf(req, false), request: req }));
+}
+
+/** One {@link ApiClient} per provider, made on first use (each checks its configuration once). */
+export function apiClients(keeper: ApiKeeper, options: ApiClientOptions = {}): (provider: string) => ApiClient {
   const clients = new Map<string, ApiClient>();
-  return async (provider, input, init = {}) => {
+  return (provider) => {
     let client = clients.get(provider);
     if (!client) {
       client = new ApiClient(keeper, provider, options);
       clients.set(provider, client);
     }
+    return client;
+  };
+}
+
+/** The fetch-shaped call of `session` (a request's, or a worker's owner) through the API clients. */
+export function fetchFor(clientFor: (provider: string) => ApiClient, session: () => ApiSession): OAuthFetch {
+  return async (provider, input, init = {}) => {
+    const client = clientFor(provider);
     const url = client.resolve(input);
     const method = (init.method ?? 'GET').toUpperCase();
     if (!/^[A-Z][A-Z0-9!#$%&'*+.^_`|~-]*$/.test(method)) {
@@ -127,7 +140,7 @@ export function createOAuthFetch(keeper: ApiKeeper, req: Request, options: ApiCl
     if (body !== undefined && (method === 'GET' || method === 'HEAD')) {
       throw apiRequestInvalid(provider, `A ${method} request cannot have a body.`);
     }
-    const result = await client.call({ owner: ownerOf(req, false), request: req }, {
+    const result = await client.call(session(), {
       method,
       url,
       headers,

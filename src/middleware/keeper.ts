@@ -1,26 +1,23 @@
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
 import { configurationError, ErrorCodes, OAuthKeeperError } from '../errors.js';
-import { RefreshCoordinator, type RefreshOptions } from '../lib/refresh.js';
 import { toOAuthToken, type OAuthToken } from '../lib/token-set.js';
 import { ownerOf } from '../passport/session.js';
-import type { TokenStore } from '../store/token-store.js';
-import type { AnyStrategy, KeeperLogger, KeeperParts, PassportLike } from './context.js';
+import { disconnectOwner, listConnections, type OwnerConnection } from './connections.js';
+import type { AnyStrategy, KeeperParts, OwnerOption, PassportLike } from './context.js';
 import { createOAuthFetch } from './fetch.js';
 import { createGuard, type EnsureAuthorizedOptions, type KeeperContext } from './guard.js';
-import { createLogout, revokeStored } from './logout.js';
+import { createLogout, type LogoutOptions } from './logout.js';
 import { createProxy, type ProxyOptions } from './proxy.js';
 import { createResponder, type ErrorHandlerOption } from './respond.js';
 import { callbackRoute, completeLogin, loginRoute } from './routes.js';
+import { TokenKeeper, type TokenKeeperOptions } from './token-keeper.js';
 
-export type { AnyStrategy, KeeperLogger, PassportLike } from './context.js';
+export type { AnyStrategy, KeeperLogger, OwnerOption, PassportLike } from './context.js';
+export type { LogoutOptions } from './logout.js';
 export { ensureAuthorized } from './guard.js';
 export type { EnsureAuthorizedOptions, KeeperContext, UnauthorizedBehaviour } from './guard.js';
 
-export interface KeeperOptions {
-  /** The provider strategies this app uses (each also usable with `passport.use`). */
-  strategies: ReadonlyArray<AnyStrategy>;
-  /** Where token sets are kept, encrypted: `new TokenStore({ backend, encryptionKeys })`. */
-  store: TokenStore;
+export interface KeeperOptions extends TokenKeeperOptions {
   /** Your Passport instance (`import passport from 'passport'`). */
   passport: PassportLike;
   /** Login route of a provider; the callback route is the path of the strategy's callbackURL. Default `/auth/<name>`. */
@@ -35,8 +32,14 @@ export interface KeeperOptions {
    * `keeper.completeLogin()` right after it on the callback route.
    */
   routes?: boolean;
-  refresh?: RefreshOptions;
-  logger?: KeeperLogger;
+  /**
+   * Binds a login's token sets to a key the app chooses — typically the user id known
+   * after login — instead of the session's random owner: one record per user whichever
+   * browser they come from, surviving session expiry, logout elsewhere and restarts, and
+   * reachable without a request through `keeper.forOwner(key)`. Return `undefined` to keep
+   * the session's owner. Keys: 1–128 characters of `A–Z a–z 0–9 . _ - @ + = ~ :`.
+   */
+  owner?: OwnerOption;
   /** Replaces the default error answer (JSON for API callers, a short page for browsers), 401s included. */
   onError?: ErrorHandlerOption;
 }
@@ -70,42 +73,24 @@ type Route = { kind: 'login' | 'callback'; strategy: AnyStrategy };
  * the proxy, logout — each of which lives in its own module and sees the keeper only
  * through {@link KeeperParts}.
  */
-export class Keeper {
-  readonly store: TokenStore;
-  readonly refresher: RefreshCoordinator;
-  readonly #strategies = new Map<string, AnyStrategy>();
+export class Keeper extends TokenKeeper {
   readonly #loginPath: (provider: string) => string;
   readonly #routes = new Map<string, Route>();
   readonly #parts: KeeperParts;
   readonly #onError: ErrorHandlerOption | undefined;
 
   constructor(options: KeeperOptions) {
-    if (!options || !Array.isArray(options.strategies) || options.strategies.length === 0) {
-      throw configurationError('oauthKeeper needs strategies: [new DiStrategy(...), ...] with at least one strategy.');
-    }
-    if (!options.store || typeof options.store.get !== 'function') {
-      throw configurationError('oauthKeeper needs store: new TokenStore({ backend, encryptionKeys }).');
-    }
+    super(options);
     if (!options.passport || typeof options.passport.authenticate !== 'function') {
       throw configurationError("oauthKeeper needs passport: pass your Passport instance (import passport from 'passport').");
     }
-    this.store = options.store;
-    this.refresher = new RefreshCoordinator(options.store, options.refresh);
+    if (options.owner !== undefined && typeof options.owner !== 'function') {
+      throw configurationError('oauthKeeper owner must be a function (req, user, profile) => your stable user id, or undefined to keep the session\'s owner.');
+    }
     this.#loginPath = options.loginPath ?? ((name) => `/auth/${name}`);
     this.#onError = options.onError;
-    const logger = options.logger ?? {};
-    const debug = logger.debug?.bind(logger);
-    if (debug) {
-      // Refresh events carry no token; they go to the debug log as they are.
-      for (const name of ['refresh:start', 'refresh:success', 'refresh:failure', 'refresh:retry', 'lock:wait'] as const) {
-        this.refresher.events.on(name, (event: object) => debug(name, { ...event }));
-      }
-    }
-    for (const strategy of options.strategies) {
-      this.#register(strategy, options.routes !== false);
-      // Said once, at start-up: what the app should know about a strategy's configuration.
-      for (const warning of strategy.provider.startupWarnings?.(strategy.options) ?? []) logger.warn?.(warning, { provider: strategy.name });
-    }
+    const logger = this.logger;
+    if (options.routes !== false) for (const strategy of options.strategies) this.#register(strategy);
     const loginURL = (provider: string, returnTo?: string) => this.loginURL(provider, returnTo);
     this.#parts = Object.freeze({
       store: this.store,
@@ -114,21 +99,17 @@ export class Keeper {
       cookieName: options.sessionCookieName ?? 'connect.sid',
       logIn: options.logIn ?? true,
       logger,
-      providers: Object.freeze([...this.#strategies.keys()]),
+      providers: Object.freeze(this.providers),
       strategy: (provider: string) => this.strategy(provider),
-      has: (provider: string) => this.#strategies.has(provider),
+      has: (provider: string) => this.providers.includes(provider),
       loginURL,
       token: (req: Request, provider: string) => this.token(req, provider),
       respond: createResponder(logger, options.onError, (provider) => loginURL(provider)),
+      owner: options.owner,
     });
   }
 
-  #register(strategy: AnyStrategy, withRoutes: boolean): void {
-    if (this.#strategies.has(strategy.name)) {
-      throw configurationError(`Two strategies are named "${strategy.name}"; give one of them another name option.`);
-    }
-    this.#strategies.set(strategy.name, strategy);
-    if (!withRoutes) return;
+  #register(strategy: AnyStrategy): void {
     const login = this.#loginPath(strategy.name);
     const callback = new URL(strategy.options.callbackURL, 'http://callback.invalid').pathname;
     if (login === callback) {
@@ -138,23 +119,6 @@ export class Keeper {
       if (this.#routes.has(path)) throw configurationError(`Two routes of oauth-keeper use the path "${path}"; change a callbackURL or loginPath.`);
       this.#routes.set(path, { kind, strategy });
     }
-  }
-
-  /** Events: `refresh:start`, `refresh:success`, `refresh:failure`, `refresh:retry`, `lock:wait`. */
-  get events(): RefreshCoordinator['events'] {
-    return this.refresher.events;
-  }
-
-  get providers(): string[] {
-    return [...this.#strategies.keys()];
-  }
-
-  strategy(provider: string): AnyStrategy {
-    const strategy = this.#strategies.get(provider);
-    if (!strategy) {
-      throw configurationError(`No strategy named "${provider}" was given to oauthKeeper; known: ${this.providers.join(', ')}.`);
-    }
-    return strategy;
   }
 
   loginURL(provider: string, returnTo?: string): string {
@@ -217,10 +181,11 @@ export class Keeper {
   }
 
   /**
-   * Logout: revokes tokens where the provider supports it, clears every provider's
-   * tokens, destroys the session and clears its cookie. Cross-origin requests are refused.
+   * Logout: ends the session (destroys it, clears its cookie). The session's own tokens are
+   * revoked where the provider supports it and removed; those of an owner the app chose
+   * (`owner` option) only with `disconnect: true`. Cross-origin requests are refused.
    */
-  logout(options: { returnTo?: string; revoke?: boolean } = {}): RequestHandler {
+  logout(options: LogoutOptions = {}): RequestHandler {
     return createLogout(this.#parts, options);
   }
 
@@ -246,13 +211,20 @@ export class Keeper {
     };
   }
 
-  /** Removes one provider's tokens from this session (revoking first when supported). */
+  /**
+   * Removes one provider's tokens from this session's owner (revoking first when
+   * supported) — for an owner the app chose, for every browser and worker of that owner.
+   */
   async disconnect(req: Request, provider: string, revoke = true): Promise<void> {
     const owner = ownerOf(req, false);
     if (!owner) return;
-    this.strategy(provider);
-    if (revoke) await revokeStored(this.#parts, owner, provider);
-    await this.store.delete(owner, [provider]);
+    await disconnectOwner(this.#parts, owner, provider, revoke);
+  }
+
+  /** The providers this request's session (or the owner it is bound to) has connected: expiry, scope, when — never a token. */
+  async connections(req: Request): Promise<OwnerConnection[]> {
+    const owner = ownerOf(req, false);
+    return owner ? listConnections(this.#parts, owner) : [];
   }
 }
 

@@ -2,16 +2,34 @@ import type { Request, RequestHandler } from 'express';
 import { ErrorCodes, OAuthKeeperError } from '../errors.js';
 import { safeReturnTo } from '../lib/return-to.js';
 import { destroySession, ownerOf, publicHost } from '../passport/session.js';
+import { isAppOwner } from '../store/owner.js';
+import { revokeStored } from './connections.js';
 import type { KeeperParts } from './context.js';
 import { isNavigation } from './respond.js';
 
+export interface LogoutOptions {
+  /** Where browsers land afterwards (`303`); a same-origin path. Default `/`. */
+  returnTo?: string;
+  /** Revoke the tokens it removes where the provider supports it. Default true. */
+  revoke?: boolean;
+  /**
+   * Whether logout also disconnects token sets that belong to an owner the app chose (the
+   * keeper's `owner` option): they outlive sessions by design — other browsers and workers
+   * of that owner keep using them — so the default is false. The session's own token sets
+   * (no `owner` option, or it chose none) are always removed: nobody could reach them again.
+   */
+  disconnect?: boolean;
+}
+
 /**
- * Logout: revokes tokens where the provider supports it, clears every provider's tokens,
- * destroys the session and clears its cookie. Cross-origin requests are refused.
+ * Logout: ends the session — destroys it and clears its cookie — after removing (and
+ * revoking, where the provider supports it) the session's own tokens, and an app-chosen
+ * owner's only with `disconnect: true`. Cross-origin requests are refused.
  */
-export function createLogout(parts: KeeperParts, options: { returnTo?: string; revoke?: boolean }): RequestHandler {
+export function createLogout(parts: KeeperParts, options: LogoutOptions): RequestHandler {
   const returnTo = safeReturnTo(options.returnTo ?? '/');
   const revoke = options.revoke ?? true;
+  const disconnect = options.disconnect ?? false;
   return (req, res, next) => {
     void (async () => {
       try {
@@ -19,7 +37,7 @@ export function createLogout(parts: KeeperParts, options: { returnTo?: string; r
           throw new OAuthKeeperError(ErrorCodes.CROSS_ORIGIN_REQUEST, 'Logout must be posted from this site; cross-origin requests are refused.');
         }
         const owner = ownerOf(req, false);
-        if (owner) {
+        if (owner && (disconnect || !isAppOwner(owner))) {
           if (revoke) await Promise.all(parts.providers.map((provider) => revokeStored(parts, owner, provider)));
           await parts.store.delete(owner, parts.providers);
         }
@@ -33,17 +51,6 @@ export function createLogout(parts: KeeperParts, options: { returnTo?: string; r
       }
     })();
   };
-}
-
-/** Revokes the stored set of `provider` where it supports revocation; a failure is logged, never thrown. */
-export async function revokeStored(parts: KeeperParts, owner: string, provider: string): Promise<void> {
-  const strategy = parts.strategy(provider);
-  if (!strategy.tokens.canRevoke) return;
-  const stored = await parts.store.get(owner, provider).catch(() => null);
-  if (!stored) return;
-  await strategy.tokens.revoke(stored.tokenSet).catch((error: unknown) =>
-    parts.logger.warn?.('token revocation failed', { provider, code: (error as OAuthKeeperError).code }),
-  );
 }
 
 function isCrossOrigin(req: Request): boolean {

@@ -1,10 +1,11 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { configurationError, ErrorCodes, OAuthKeeperError } from '../errors.js';
 import { safeReturnTo } from '../lib/return-to.js';
-import { ownerOf, regenerateSession, requireSession, saveSession } from '../passport/session.js';
+import { regenerateSession, requireSession, saveSession } from '../passport/session.js';
 import { sessionIdAtCallback, type AuthenticationInfo } from '../passport/options.js';
 import { relayIfNeeded } from './callback-relay.js';
 import type { AnyStrategy, KeeperParts } from './context.js';
+import { loginOwner } from './owner-binding.js';
 
 /**
  * The login and callback routes the keeper answers for each strategy, and
@@ -57,7 +58,7 @@ export function callbackRoute(parts: KeeperParts, strategy: AnyStrategy, req: Re
       );
       if (!user) throw refusalOf(info, status, strategy.name);
       await establish(parts, req, user);
-      await keepLogin(parts, req, info as AuthenticationInfo);
+      await keepLogin(parts, req, info as AuthenticationInfo, user);
       res.set('cache-control', 'no-store');
       res.redirect(303, (info as AuthenticationInfo).returnTo);
     } catch (error) {
@@ -88,7 +89,7 @@ export function completeLogin(parts: KeeperParts, options: { redirect?: boolean 
         const session = req.session as typeof req.session & { returnTo?: unknown };
         const returnTo = info.returnTo || safeReturnTo(session.returnTo);
         delete session.returnTo;
-        await keepLogin(parts, req, info);
+        await keepLogin(parts, req, info, req.user);
         if (!redirect) return next();
         res.set('cache-control', 'no-store');
         res.redirect(303, returnTo);
@@ -99,9 +100,10 @@ export function completeLogin(parts: KeeperParts, options: { redirect?: boolean 
   };
 }
 
-/** Stores a completed login's tokens for this session's owner, then saves the session. */
-async function keepLogin(parts: KeeperParts, req: Request, info: AuthenticationInfo): Promise<void> {
-  await parts.store.put(ownerOf(req, true)!, info.provider, info.tokenSet);
+/** Stores a completed login's tokens for its owner (the session's, or the one the app chose), then saves the session. */
+async function keepLogin(parts: KeeperParts, req: Request, info: AuthenticationInfo, user: unknown): Promise<void> {
+  const owner = await loginOwner(parts, req, user, info.profile, info.provider);
+  await parts.store.put(owner, info.provider, info.tokenSet);
   await saveSession(req);
   parts.logger.debug?.('login completed', { provider: info.provider });
 }

@@ -18,6 +18,11 @@ export interface TokenStoreBackend {
    */
   write(key: string, value: string, ttlSeconds: number, expectedGeneration?: number): Promise<number | null>;
   remove(keys: readonly string[]): Promise<void>;
+  /**
+   * Optional: sets the time to live of an existing key (no-op when absent), without
+   * changing its value or generation. Without it, retention counts from the last write.
+   */
+  touch?(key: string, ttlSeconds: number): Promise<void>;
   /** Takes the lock when free; `owner` is a random value only the holder knows. */
   acquireLock(key: string, owner: string, leaseMs: number): Promise<boolean>;
   /** Extends the lease only while `owner` still holds it. */

@@ -40,6 +40,11 @@ export class MemoryBackend implements TokenStoreBackend {
     for (const key of keys) this.#values.delete(key);
   }
 
+  async touch(key: string, ttlSeconds: number): Promise<void> {
+    const slot = this.#live(key);
+    if (slot) slot.expiresAt = Date.now() + Math.max(1, ttlSeconds) * 1000;
+  }
+
   async acquireLock(key: string, owner: string, leaseMs: number): Promise<boolean> {
     const held = this.#locks.get(key);
     if (held && held.expiresAt > Date.now()) return false;

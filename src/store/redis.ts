@@ -64,6 +64,10 @@ export class RedisBackend implements TokenStoreBackend {
     await Promise.all(keys.map((key) => this.#client.del(key)));
   }
 
+  async touch(key: string, ttlSeconds: number): Promise<void> {
+    await this.#client.expire(key, Math.max(1, Math.ceil(ttlSeconds)));
+  }
+
   async acquireLock(key: string, owner: string, leaseMs: number): Promise<boolean> {
     return (await this.#client.set(key, owner, 'PX', leaseMs, 'NX')) === 'OK';
   }

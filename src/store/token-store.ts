@@ -11,11 +11,19 @@ export interface TokenStoreOptions {
   /** Prefix of every key written. Default `oauth-keeper:`. */
   prefix?: string;
   /**
-   * Longest time, in seconds, a token set is kept after its last write. A set is also
-   * dropped once nothing in it can be used any more (its refresh token, or its access
-   * token when there is no refresh token, has expired). Default 30 days.
+   * Longest time, in seconds, a token set is kept after its last use (or, with
+   * `retention: 'fixed'`, its last write). A set is also dropped once nothing in it can be
+   * used any more (its refresh token, or its access token when there is no refresh token,
+   * has expired). Default 30 days.
    */
   maxAgeSeconds?: number;
+  /**
+   * `'sliding'` (default): every use of a set — the guard, the proxy, `req.oauthFetch`, a
+   * worker's `keeper.forOwner()` — gives it `maxAgeSeconds` again (at most once per tenth of
+   * it per process), so a permanent token a job keeps using (sop's `app_auth_token`) is never
+   * thrown away, and one nobody used for `maxAgeSeconds` is. `'fixed'`: counted from the last write.
+   */
+  retention?: 'sliding' | 'fixed';
   /**
    * Longest wait for one backend operation, in ms: then the request gets 503
    * `OAUTH_KEEPER_STORE_UNAVAILABLE` with `Retry-After`, whatever the Redis client does
@@ -30,7 +38,27 @@ export interface StoredTokenSet {
   tokenSet: TokenSet;
   /** Compare-and-set generation: pass it back to `put` to write only over this copy. */
   generation: number;
+  /** Epoch ms of the login that stored this set (kept across refreshes). */
+  connectedAt: number;
 }
+
+/** What is encrypted under a key: the set and when its login happened. */
+interface Sealed {
+  v: 1;
+  set: TokenSet;
+  connectedAt: number;
+}
+
+function unseal(text: string): { tokenSet: TokenSet; connectedAt: number } {
+  const parsed = JSON.parse(text) as Sealed | TokenSet;
+  // Sets written before connectedAt was kept are the bare token set.
+  if ('v' in parsed && parsed.v === 1) return { tokenSet: parsed.set, connectedAt: parsed.connectedAt };
+  const legacy = parsed as TokenSet;
+  return { tokenSet: legacy, connectedAt: legacy.obtainedAt };
+}
+
+/** Keys whose last touch this process remembers, at most; then it starts over. */
+const MAX_REMEMBERED_TOUCHES = 10_000;
 
 const DEFAULT_MAX_AGE = 30 * 24 * 3600;
 
@@ -42,6 +70,8 @@ export class TokenStore {
   readonly #maxAge: number;
   readonly #timeoutMs: number;
   readonly #retryAfter: number;
+  readonly #sliding: boolean;
+  readonly #touched = new Map<string, number>();
 
   constructor(options: TokenStoreOptions) {
     if (!options || typeof options.backend?.read !== 'function') {
@@ -52,6 +82,10 @@ export class TokenStore {
     this.#prefix = options.prefix ?? 'oauth-keeper:';
     this.#maxAge = options.maxAgeSeconds ?? DEFAULT_MAX_AGE;
     if (!(this.#maxAge > 0)) throw configurationError('TokenStore maxAgeSeconds must be a positive number of seconds.');
+    if (options.retention !== undefined && options.retention !== 'sliding' && options.retention !== 'fixed') {
+      throw configurationError(`TokenStore retention must be 'sliding' (the default) or 'fixed', not ${JSON.stringify(options.retention)}.`);
+    }
+    this.#sliding = options.retention !== 'fixed';
     this.#timeoutMs = options.timeoutMs ?? 3000;
     this.#retryAfter = options.retryAfterSeconds ?? 2;
     if (!(this.#timeoutMs > 0)) throw configurationError('TokenStore timeoutMs must be a positive number of milliseconds (default 3000).');
@@ -71,21 +105,39 @@ export class TokenStore {
     const key = this.tokenKey(owner, provider);
     const entry = await this.#call(() => this.backend.read(key));
     if (!entry) return null;
-    const tokenSet = JSON.parse(this.#cipher.decrypt(entry.value, key)) as TokenSet;
-    return { tokenSet, generation: entry.generation };
+    return { ...unseal(this.#cipher.decrypt(entry.value, key)), generation: entry.generation };
   }
 
   /**
    * Stores a set. With `expectedGeneration`, writes only if nobody wrote since that
    * generation was read; returns the new generation, or `null` when another writer won.
+   * `connectedAt`: when its login happened (a refresh passes the stored one on); default now.
    */
-  async put(owner: string, provider: string, tokenSet: TokenSet, expectedGeneration?: number): Promise<number | null> {
+  async put(owner: string, provider: string, tokenSet: TokenSet, expectedGeneration?: number, connectedAt = Date.now()): Promise<number | null> {
     const key = this.tokenKey(owner, provider);
-    const sealed = this.#cipher.encrypt(JSON.stringify(tokenSet), key);
+    const record: Sealed = { v: 1, set: tokenSet, connectedAt };
+    const sealed = this.#cipher.encrypt(JSON.stringify(record), key);
     return this.#call(() => this.backend.write(key, sealed, this.#ttlFor(tokenSet), expectedGeneration));
   }
 
+  /**
+   * A use of the stored set: with sliding retention, gives it `maxAgeSeconds` again (never
+   * beyond what is still usable in it), at most once per tenth of `maxAgeSeconds` per key in
+   * this process. Never changes the value or its generation; a failure is ignored.
+   */
+  touch(owner: string, provider: string, tokenSet: TokenSet): void {
+    if (!this.#sliding || typeof this.backend.touch !== 'function') return;
+    const key = this.tokenKey(owner, provider);
+    const now = Date.now();
+    const last = this.#touched.get(key);
+    if (last !== undefined && now - last < (this.#maxAge * 1000) / 10) return;
+    if (this.#touched.size >= MAX_REMEMBERED_TOUCHES) this.#touched.clear();
+    this.#touched.set(key, now);
+    this.#call(() => this.backend.touch!(key, this.#ttlFor(tokenSet))).catch(() => this.#touched.delete(key));
+  }
+
   async delete(owner: string, providers: readonly string[]): Promise<void> {
+    for (const provider of providers) this.#touched.delete(this.tokenKey(owner, provider));
     await this.#call(() => this.backend.remove(providers.map((p) => this.tokenKey(owner, p))));
   }
 

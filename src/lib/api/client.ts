@@ -95,7 +95,7 @@ export class ApiClient {
   }
 
   /**
-   * Performs the call for `session` (its token owner, and the request its token set is read once for). Throws OAuthKeeperError:
+   * Performs the call for `session` (its token owner, and the request its token set is read once for, if any). Throws OAuthKeeperError:
    * AUTHORIZATION_REQUIRED / REAUTHORIZATION_REQUIRED (401), REFRESH_UNAVAILABLE (503),
    * API_UPSTREAM_FAILED (502), API_UPSTREAM_TIMEOUT (504), API_REQUEST_INVALID, or what
    * the provider's binding throws; rejects with the signal's reason when aborted.
@@ -104,7 +104,9 @@ export class ApiClient {
     const provider = this.provider;
     const strategy = this.#keeper.strategy(provider);
     const refresher = this.#keeper.refresher;
-    const { owner, request } = session;
+    const { owner } = session;
+    // Without a request (a worker's call), the call itself is the unit: one read, one refresh cycle, one budget.
+    const request = session.request ?? {};
     if (!owner) throw authorizationRequired(provider);
     const tokenSet = await refresher.forRequest(request, owner, strategy.tokens);
     if (!tokenSet) throw authorizationRequired(provider);

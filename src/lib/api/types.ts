@@ -23,12 +23,13 @@ export interface ApiKeeper {
 }
 
 /**
- * Whose call it is: the session's token owner (none: not logged in) and the object that
- * lives as long as the request, under which its token set is read once.
+ * Whose call it is: the token owner (none: not logged in) and, for a web request, the
+ * object that lives as long as the request, under which its token set is read once and
+ * refreshed at most once. Without it (a worker), each call is its own unit.
  */
 export interface ApiSession {
   owner: string | undefined;
-  request: object;
+  request?: object;
 }
 
 export interface ApiClientOptions {
