@@ -63,7 +63,6 @@ const PROVIDERS: Record<string, string[]> = {
     'fetchCnblogsMetadata',
     'oidcHalfHash',
     'validateCnblogsOptions',
-    'verifyCnblogsIdToken',
   ],
   sop: [
     'SOP_STATE_PARAMETER',

@@ -1,8 +1,14 @@
-/** Checking cnblogs id_tokens with jose, and the error each failure maps to. */
+/**
+ * What an id_token failure means: openid-client checks every id_token (signature against the
+ * provider's JWKS, `iss`, `aud`/`azp`, `exp`, `nonce`, `c_hash`); this file names each failure
+ * with its own error code, and adds the checks OpenID Connect asks for beyond those
+ * (`iat` not in the future, `at_hash`, the same `sub` on every id_token of one login and
+ * its refreshes).
+ */
 import { createHash } from 'node:crypto';
-import { decodeJwt, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import * as oidc from 'openid-client';
+import { decodeJwt, decodeProtectedHeader, type JWTPayload } from 'jose';
 import { ErrorCodes, OAuthKeeperError, type ErrorCode } from '../../errors.js';
-import type { CnblogsMetadata, RemoteKeys } from './discovery.js';
 import { PROVIDER, type CnblogsOptions } from './options.js';
 
 /**
@@ -17,18 +23,6 @@ export function oidcHalfHash(value: string, alg = 'RS256'): string {
 
 /** Where an id_token came from: the callback (front channel) or the token response. */
 export type IdTokenChannel = 'callback' | 'token response' | 'refresh response';
-
-export interface IdTokenExpectations {
-  channel: IdTokenChannel;
-  /** The login's nonce; `undefined` skips the nonce check (refresh answers carry none). */
-  nonce?: string;
-  /** The authorization code, to check `c_hash` against. */
-  code?: string;
-  /** `c_hash` must be present (the hybrid front-channel id_token). */
-  requireCodeHash?: boolean;
-  /** The access token, to check `at_hash` against when present. */
-  accessToken?: string;
-}
 
 const FAILURE_TEXT: Record<string, string> = {
   [ErrorCodes.ID_TOKEN_SIGNATURE_INVALID]: 'its signature does not verify with the provider\'s published keys',
@@ -49,77 +43,89 @@ export function idTokenError(code: ErrorCode, channel: IdTokenChannel, why?: str
   });
 }
 
-function mapJoseError(error: unknown, channel: IdTokenChannel): OAuthKeeperError {
-  if (error instanceof joseErrors.JWTExpired) return idTokenError(ErrorCodes.ID_TOKEN_EXPIRED, channel, undefined, error);
-  if (error instanceof joseErrors.JWTClaimValidationFailed) {
-    if (error.claim === 'iss') return idTokenError(ErrorCodes.ID_TOKEN_ISSUER_MISMATCH, channel, undefined, error);
-    if (error.claim === 'aud') return idTokenError(ErrorCodes.ID_TOKEN_AUDIENCE_MISMATCH, channel, undefined, error);
-    return idTokenError(ErrorCodes.ID_TOKEN_INVALID, channel, `its "${error.claim}" claim is ${error.reason === 'missing' ? 'missing' : 'not acceptable'}`, error);
+/** The claim an openid-client failure is about, from its cause (`{ claim }`) or its message (`JWT "x" ... claim missing`). */
+function claimOf(failure: Error): string | undefined {
+  const detail = failure.cause;
+  if (typeof detail === 'object' && detail !== null && typeof (detail as { claim?: unknown }).claim === 'string') return (detail as { claim: string }).claim;
+  return /"(\w+)" \([^)]*\) claim/.exec(failure.message)?.[1] ?? /ID Token "(\w+)"/.exec(failure.message)?.[1];
+}
+
+const CLAIM_CODES: Record<string, ErrorCode> = {
+  iss: ErrorCodes.ID_TOKEN_ISSUER_MISMATCH,
+  aud: ErrorCodes.ID_TOKEN_AUDIENCE_MISMATCH,
+  azp: ErrorCodes.ID_TOKEN_AUDIENCE_MISMATCH,
+  nonce: ErrorCodes.ID_TOKEN_NONCE_MISMATCH,
+  c_hash: ErrorCodes.ID_TOKEN_CODE_HASH_MISMATCH,
+  exp: ErrorCodes.ID_TOKEN_EXPIRED,
+};
+
+/**
+ * An openid-client id_token failure as our typed error, or `undefined` when the failure is
+ * not about an id_token. Messages never carry the token.
+ */
+export function idTokenFailure(error: oidc.ClientError, channel: IdTokenChannel): OAuthKeeperError | undefined {
+  const failure = error.cause instanceof Error ? error.cause : error;
+  const message = failure.message;
+  switch (error.code) {
+    case 'OAUTH_KEY_SELECTION_FAILED':
+      return idTokenError(ErrorCodes.ID_TOKEN_SIGNATURE_INVALID, channel, 'it is signed with a key (kid) the provider\'s JWKS does not hold', error);
+    case 'OAUTH_UNSUPPORTED_OPERATION':
+      if (/token_type/.test(message)) return undefined;
+      return idTokenError(ErrorCodes.ID_TOKEN_SIGNATURE_INVALID, channel, 'it is signed with an algorithm the provider does not use', error);
+    case 'OAUTH_PARSE_ERROR':
+      return idTokenError(ErrorCodes.ID_TOKEN_INVALID, channel, 'it is not a well-formed signed JWT', error);
+    case 'OAUTH_JWT_TIMESTAMP_CHECK_FAILED':
+    case 'OAUTH_JWT_CLAIM_COMPARISON_FAILED': {
+      const claim = claimOf(failure);
+      const code = claim === undefined ? undefined : CLAIM_CODES[claim];
+      return code ? idTokenError(code, channel, undefined, error) : idTokenError(ErrorCodes.ID_TOKEN_INVALID, channel, `its "${claim ?? '?'}" claim is not acceptable`, error);
+    }
+    case 'OAUTH_INVALID_RESPONSE': {
+      if (/signature verification failed/.test(message)) return idTokenError(ErrorCodes.ID_TOKEN_SIGNATURE_INVALID, channel, undefined, error);
+      if (/"alg" header/.test(message)) return idTokenError(ErrorCodes.ID_TOKEN_SIGNATURE_INVALID, channel, 'it is signed with an algorithm the provider does not use', error);
+      if (/Invalid JWT|JWT (Header|Payload)/.test(message)) return idTokenError(ErrorCodes.ID_TOKEN_INVALID, channel, 'it is not a well-formed signed JWT', error);
+      const claim = claimOf(failure);
+      if (claim === undefined || !/JWT|ID Token/.test(message)) return undefined;
+      if (/missing|must be|claim value/.test(message) && claim === 'c_hash') {
+        return idTokenError(ErrorCodes.ID_TOKEN_CODE_HASH_MISMATCH, channel, 'it has no c_hash, which a hybrid answer must carry', error);
+      }
+      if (claim === 'nonce') return idTokenError(ErrorCodes.ID_TOKEN_NONCE_MISMATCH, channel, undefined, error);
+      return idTokenError(ErrorCodes.ID_TOKEN_INVALID, channel, `its "${claim}" claim is ${/missing/.test(message) ? 'missing' : 'not acceptable'}`, error);
+    }
+    default:
+      return undefined;
   }
-  if (error instanceof joseErrors.JWSSignatureVerificationFailed) return idTokenError(ErrorCodes.ID_TOKEN_SIGNATURE_INVALID, channel, undefined, error);
-  if (error instanceof joseErrors.JWKSNoMatchingKey || error instanceof joseErrors.JWKSMultipleMatchingKeys) {
-    return idTokenError(ErrorCodes.ID_TOKEN_SIGNATURE_INVALID, channel, 'it is signed with a key (kid) the provider\'s JWKS does not hold', error);
-  }
-  if (error instanceof joseErrors.JOSEAlgNotAllowed) {
-    return idTokenError(ErrorCodes.ID_TOKEN_SIGNATURE_INVALID, channel, 'it is signed with an algorithm the provider does not use', error);
-  }
-  if (error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JWKSInvalid || !(error instanceof joseErrors.JOSEError) || /JSON Web Key Set/.test(error.message)) {
-    return new OAuthKeeperError(
-      ErrorCodes.PROVIDER_ERROR,
-      'The cnblogs signing keys (JWKS) could not be loaded to check the id_token; it may work on a later try.',
-      { provider: PROVIDER, status: 502, transient: true, cause: error },
-    );
-  }
-  return idTokenError(ErrorCodes.ID_TOKEN_INVALID, channel, 'it is not a well-formed signed JWT', error);
 }
 
 /**
- * Checks one id_token with jose: signature against the provider's JWKS, `iss`, `aud`
- * (and `azp` with several audiences), `exp`, then `nonce`, `c_hash` and `at_hash`.
- * Returns its claims. Every failure has its own error code; no message carries the token.
+ * The checks beyond openid-client's, on an id_token it has already verified: `iat` not in the
+ * future (beyond the clock tolerance), and `at_hash` / `c_hash` when present (openid-client checks
+ * `c_hash` on the front channel only; a token response's id_token that carries one must match too).
  */
-export async function verifyCnblogsIdToken(
+export function checkIdTokenExtras(
   options: CnblogsOptions,
-  metadata: CnblogsMetadata,
-  keys: RemoteKeys,
   idToken: string,
-  expect: IdTokenExpectations,
-): Promise<JWTPayload> {
-  const channel = expect.channel;
+  channel: IdTokenChannel,
+  made: { accessToken?: string; code?: string } = {},
+): JWTPayload {
   let payload: JWTPayload;
-  let alg: string;
+  let header: { alg?: unknown };
   try {
-    const verified = await jwtVerify(idToken, keys, {
-      issuer: metadata.issuer,
-      audience: options.clientID,
-      algorithms: metadata.idTokenSigningAlgs,
-      clockTolerance: options.clockToleranceSeconds ?? 60,
-      requiredClaims: ['sub', 'exp', 'iat'],
-    });
-    payload = verified.payload;
-    alg = verified.protectedHeader.alg;
+    payload = decodeJwt(idToken);
+    header = decodeProtectedHeader(idToken);
   } catch (error) {
-    throw mapJoseError(error, channel);
+    throw idTokenError(ErrorCodes.ID_TOKEN_INVALID, channel, 'it is not a well-formed signed JWT', error);
   }
-  // jose checks exp and nbf but not iat: an id_token issued in the future is refused with the same tolerance.
-  if (typeof payload.iat !== 'number' || payload.iat > Date.now() / 1000 + (options.clockToleranceSeconds ?? 60)) {
+  const tolerance = options.clockToleranceSeconds ?? 60;
+  if (typeof payload.iat !== 'number' || payload.iat > Date.now() / 1000 + tolerance) {
     throw idTokenError(ErrorCodes.ID_TOKEN_INVALID, channel, 'its iat (issued at) lies in the future beyond clockToleranceSeconds; check the clocks of this server and the provider');
   }
-  if (Array.isArray(payload.aud) && payload.aud.length > 1 && payload['azp'] !== options.clientID) {
-    throw idTokenError(ErrorCodes.ID_TOKEN_AUDIENCE_MISMATCH, channel, 'it names several audiences and its azp is not clientID');
-  }
-  if (expect.nonce !== undefined && payload['nonce'] !== expect.nonce) {
-    throw idTokenError(ErrorCodes.ID_TOKEN_NONCE_MISMATCH, channel);
-  }
-  const cHash = payload['c_hash'];
-  if (cHash === undefined) {
-    if (expect.requireCodeHash) throw idTokenError(ErrorCodes.ID_TOKEN_CODE_HASH_MISMATCH, channel, 'it has no c_hash, which a hybrid answer must carry');
-  } else if (expect.code !== undefined && cHash !== oidcHalfHash(expect.code, alg)) {
-    throw idTokenError(ErrorCodes.ID_TOKEN_CODE_HASH_MISMATCH, channel);
-  }
-  const atHash = payload['at_hash'];
-  if (atHash !== undefined && expect.accessToken !== undefined && atHash !== oidcHalfHash(expect.accessToken, alg)) {
+  const alg = typeof header.alg === 'string' ? header.alg : 'RS256';
+  if (payload['at_hash'] !== undefined && made.accessToken !== undefined && payload['at_hash'] !== oidcHalfHash(made.accessToken, alg)) {
     throw idTokenError(ErrorCodes.ID_TOKEN_INVALID, channel, 'its at_hash does not match the access token it came with');
+  }
+  if (payload['c_hash'] !== undefined && made.code !== undefined && payload['c_hash'] !== oidcHalfHash(made.code, alg)) {
+    throw idTokenError(ErrorCodes.ID_TOKEN_CODE_HASH_MISMATCH, channel);
   }
   return payload;
 }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Request } from 'express';
-import { createRemoteJWKSet, decodeJwt, exportJWK, generateKeyPair, SignJWT, type JWTPayload, type CryptoKey } from 'jose';
+import { decodeJwt, exportJWK, generateKeyPair, SignJWT, type JWTPayload, type CryptoKey } from 'jose';
 import { ErrorCodes, OAuthKeeperError, OAuthKeeperStrategy, type Profile, type TokenSet } from '../../../src/index';
 import {
   CNBLOGS_DEFAULT_API_URL,
@@ -12,7 +12,6 @@ import {
   createCnblogsProvider,
   fetchCnblogsMetadata,
   oidcHalfHash,
-  verifyCnblogsIdToken,
   type CnblogsOptions,
 } from '../../../src/providers/cnblogs/index';
 import { startCnblogsSandbox, type CnblogsSandbox } from '../../../src/sandbox/cnblogs/index';
@@ -215,27 +214,25 @@ describe('cnblogs wire protocol (against a scripted provider)', () => {
   });
 
   it('posts the code exchange as a form with client_secret_post and the PKCE verifier', async () => {
+    const idToken = await fake.sign(claims({ aud: 'client 1', nonce: 'n-1' }));
     fake.answers.set('/connect/token', () => ({
       status: 200,
-      body: JSON.stringify({ id_token: 'x.y.z', access_token: 'at', expires_in: 86400, token_type: 'Bearer', refresh_token: 'rt', scope: 'openid profile CnBlogsApi offline_access' }),
+      body: JSON.stringify({ id_token: idToken, access_token: 'at', expires_in: 86400, token_type: 'Bearer', refresh_token: 'rt', scope: 'openid profile CnBlogsApi offline_access' }),
     }));
     const provider = createCnblogsProvider();
-    const set = await provider.requestToken(options, {
-      grantType: 'authorization_code',
-      code: 'the-code',
-      redirectUri: 'https://app.example/auth/cnblogs/callback',
-      codeVerifier: 'the-verifier',
-      callback: { code: 'the-code', all: {} },
-    });
-    expect(set).toMatchObject({ accessToken: 'at', refreshToken: 'rt', idToken: 'x.y.z', tokenType: 'Bearer', scope: 'openid profile CnBlogsApi offline_access' });
+    const callback = { code: 'the-code', state: 'st', all: { code: 'the-code', state: 'st' } };
+    const redirectUri = 'https://app.example/auth/cnblogs/callback';
+    await provider.checkCallback!(options, callback, { state: 'st', nonce: 'n-1', redirectUri });
+    const set = await provider.requestToken(options, { grantType: 'authorization_code', code: 'the-code', redirectUri, codeVerifier: 'the-verifier', callback });
+    expect(set).toMatchObject({ accessToken: 'at', refreshToken: 'rt', idToken, tokenType: 'Bearer', scope: 'openid profile CnBlogsApi offline_access' });
     const sent = fake.requests.find((r) => r.path === '/connect/token')!;
     expect(sent.method).toBe('POST');
-    expect(sent.headers['content-type']).toBe('application/x-www-form-urlencoded');
+    expect(sent.headers['content-type']).toMatch(/^application\/x-www-form-urlencoded\b/);
     expect(sent.headers['authorization']).toBeUndefined();
     expect(Object.fromEntries(new URLSearchParams(sent.body))).toEqual({
       grant_type: 'authorization_code',
       code: 'the-code',
-      redirect_uri: 'https://app.example/auth/cnblogs/callback',
+      redirect_uri: redirectUri,
       code_verifier: 'the-verifier',
       client_id: 'client 1',
       client_secret: 'secret-1',
@@ -330,67 +327,105 @@ describe('cnblogs wire protocol (against a scripted provider)', () => {
     expect(error.message).toMatch(/Set the issuer option to exactly/);
   });
 
-  describe('id_token verification', () => {
-    const verify = async (token: string, expect: Parameters<typeof verifyCnblogsIdToken>[4], cooldown = 0) => {
-      const metadata = await fetchCnblogsMetadata(fake.url);
-      const keys = createRemoteJWKSet(new URL(metadata.jwksUri), { cooldownDuration: cooldown });
-      return verifyCnblogsIdToken({ ...base, issuer: fake.url }, metadata, keys, token, expect);
+  describe('id_token verification (openid-client, and our checks beyond it)', () => {
+    const redirectUri = 'https://app.example/auth/cnblogs/callback';
+    const facts = { state: 'st-1', nonce: 'n-1', redirectUri };
+
+    /** One login: the callback (hybrid: with `front` as its id_token) and a token endpoint answering `idToken`. */
+    const login = async (
+      idToken: string,
+      { front, hybrid = front !== undefined, provider = createCnblogsProvider(), accessToken = 'at-1', code = 'code-1', extra = {} }: {
+        front?: string;
+        extra?: Partial<CnblogsOptions>;
+        hybrid?: boolean;
+        provider?: ReturnType<typeof createCnblogsProvider>;
+        accessToken?: string;
+        code?: string;
+      } = {},
+    ) => {
+      fake.answers.set('/connect/token', () => ({ status: 200, body: JSON.stringify({ id_token: idToken, access_token: accessToken, token_type: 'Bearer', expires_in: 3600 }) }));
+      const opts: CnblogsOptions = { ...base, issuer: fake.url, ...extra, ...(hybrid ? { responseType: 'code id_token', responseMode: 'form_post' } : {}) };
+      const callback = { code, state: 'st-1', all: { code, state: 'st-1', ...(front === undefined ? {} : { id_token: front }) } };
+      await provider.checkCallback!(opts, callback, facts);
+      const tokenSet = await provider.requestToken(opts, { grantType: 'authorization_code', code, redirectUri, callback });
+      return provider.validateTokenSet!(opts, tokenSet, facts, callback);
     };
+    const tokenCalls = () => fake.requests.filter((r) => r.path === '/connect/token').length;
 
     it('returns the claims of a good token and checks nonce, c_hash and at_hash', async () => {
       const token = await fake.sign(claims({ nonce: 'n-1', c_hash: oidcHalfHash('code-1'), at_hash: oidcHalfHash('at-1') }));
-      const payload = await verify(token, { channel: 'token response', nonce: 'n-1', code: 'code-1', accessToken: 'at-1' });
-      expect(payload.sub).toBe('user-1');
-      const badAt = await rejection(verify(token, { channel: 'token response', accessToken: 'another' }));
+      expect(await login(token)).toMatchObject({ sub: 'user-1', nonce: 'n-1' });
+      const badAt = await rejection(login(token, { accessToken: 'another' }));
       expect(badAt.code).toBe(ErrorCodes.ID_TOKEN_INVALID);
       expect(badAt.message).toMatch(/at_hash/);
+      const hybrid = await login(token, { front: await fake.sign(claims({ nonce: 'n-1', c_hash: oidcHalfHash('code-1') })) });
+      expect(hybrid).toMatchObject({ sub: 'user-1' });
     });
 
     it.each([
-      ['no c_hash on a hybrid answer', { nonce: 'n' }, { channel: 'callback', code: 'code-1', requireCodeHash: true }, ErrorCodes.ID_TOKEN_CODE_HASH_MISMATCH, 400],
-      ['several audiences without azp', { aud: ['client-1', 'other'] }, { channel: 'token response' }, ErrorCodes.ID_TOKEN_AUDIENCE_MISMATCH, 502],
-      ['no sub', { sub: undefined }, { channel: 'token response' }, ErrorCodes.ID_TOKEN_INVALID, 502],
-      ['a missing nonce', {}, { channel: 'token response', nonce: 'n' }, ErrorCodes.ID_TOKEN_NONCE_MISMATCH, 502],
-      ['iss', { iss: 'https://oauth.cnblogs.com' }, { channel: 'callback' }, ErrorCodes.ID_TOKEN_ISSUER_MISMATCH, 400],
-    ] as const)('refuses %s', async (_label, extra, expectations, code, status) => {
+      ['no c_hash on a hybrid answer', { nonce: 'n-1' }, 'callback', ErrorCodes.ID_TOKEN_CODE_HASH_MISMATCH, 400],
+      ['several audiences without azp', { nonce: 'n-1', aud: ['client-1', 'other'] }, 'token', ErrorCodes.ID_TOKEN_AUDIENCE_MISMATCH, 502],
+      ['no sub', { nonce: 'n-1', sub: undefined }, 'token', ErrorCodes.ID_TOKEN_INVALID, 502],
+      ['a missing nonce', {}, 'token', ErrorCodes.ID_TOKEN_NONCE_MISMATCH, 502],
+      ['iss', { nonce: 'n-1', iss: 'https://oauth.cnblogs.com', c_hash: oidcHalfHash('code-1') }, 'callback', ErrorCodes.ID_TOKEN_ISSUER_MISMATCH, 400],
+      ['an iat in the future', { nonce: 'n-1', c_hash: oidcHalfHash('code-1'), iat: Math.floor(Date.now() / 1000) + 3600 }, 'callback', ErrorCodes.ID_TOKEN_INVALID, 400],
+    ] as const)('refuses %s', async (_label, extra, where, code, status) => {
       const token = await fake.sign(claims(extra as JWTPayload));
-      const error = await rejection(verify(token, expectations as Parameters<typeof verifyCnblogsIdToken>[4]));
+      const good = await fake.sign(claims({ nonce: 'n-1' }));
+      const error = await rejection(where === 'callback' ? login(good, { front: token }) : login(token));
       expect(error.code).toBe(code);
       expect(error.status).toBe(status);
+      expect(error.message).toContain(where === 'callback' ? 'callback' : 'token response');
       expect(error.message).not.toContain(token);
       expect(error.message).not.toContain(token.split('.')[1]!);
+      // A bad front-channel id_token spends no code.
+      expect(tokenCalls()).toBe(where === 'callback' ? 0 : 1);
     });
 
     it('refuses an unsigned or HMAC token and a malformed one', async () => {
-      const [header, payload] = (await fake.sign(claims())).split('.') as [string, string];
+      const [header, payload] = (await fake.sign(claims({ nonce: 'n-1', c_hash: oidcHalfHash('code-1') }))).split('.') as [string, string];
+      const good = await fake.sign(claims({ nonce: 'n-1' }));
       const none = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${payload}.`;
-      expect((await rejection(verify(none, { channel: 'callback' }))).code).toBe(ErrorCodes.ID_TOKEN_SIGNATURE_INVALID);
-      const hs = await new SignJWT(claims()).setProtectedHeader({ alg: 'HS256', kid: 'key-1' }).sign(new TextEncoder().encode('x'.repeat(32)));
-      expect((await rejection(verify(hs, { channel: 'callback' }))).code).toBe(ErrorCodes.ID_TOKEN_SIGNATURE_INVALID);
-      expect((await rejection(verify(`${header}.not-json`, { channel: 'callback' }))).code).toBe(ErrorCodes.ID_TOKEN_INVALID);
+      expect((await rejection(login(good, { front: none }))).code).toBe(ErrorCodes.ID_TOKEN_SIGNATURE_INVALID);
+      const hs = await new SignJWT(claims({ nonce: 'n-1', c_hash: oidcHalfHash('code-1') }))
+        .setProtectedHeader({ alg: 'HS256', kid: 'key-1' })
+        .sign(new TextEncoder().encode('x'.repeat(32)));
+      expect((await rejection(login(good, { front: hs }))).code).toBe(ErrorCodes.ID_TOKEN_SIGNATURE_INVALID);
+      expect((await rejection(login(good, { front: `${header}.not-json` }))).code).toBe(ErrorCodes.ID_TOKEN_INVALID);
+      // The token endpoint's id_token is signature-checked too (openid-client's non-repudiation checks).
+      const forged = `${good.split('.').slice(0, 2).join('.')}.${Buffer.from('forged').toString('base64url')}`;
+      expect((await rejection(login(forged))).code).toBe(ErrorCodes.ID_TOKEN_SIGNATURE_INVALID);
+      expect(tokenCalls()).toBe(1);
     });
 
     it('downloads the keys again for an unknown kid, but not within the cooldown', async () => {
-      const metadata = await fetchCnblogsMetadata(fake.url);
-      const keys = createRemoteJWKSet(new URL(metadata.jwksUri), { cooldownDuration: 60_000 });
-      await verifyCnblogsIdToken({ ...base, issuer: fake.url }, metadata, keys, await fake.sign(claims()), { channel: 'callback' });
+      const strict = createCnblogsProvider();
+      const token = await fake.sign(claims({ nonce: 'n-1' }));
+      await login(token, { provider: strict });
       expect(fake.jwksHits).toBe(1);
-      const unknown = await fake.sign(claims(), 'key-unknown');
-      const error = await rejection(verifyCnblogsIdToken({ ...base, issuer: fake.url }, metadata, keys, unknown, { channel: 'callback' }));
+      const unknown = await fake.sign(claims({ nonce: 'n-1' }), 'key-unknown');
+      const opts = { ...base, issuer: fake.url, jwksCooldownSeconds: 60 };
+      const callback = { code: 'code-1', state: 'st-1', all: { code: 'code-1', state: 'st-1' } };
+      fake.answers.set('/connect/token', () => ({ status: 200, body: JSON.stringify({ id_token: unknown, access_token: 'at-1', token_type: 'Bearer' }) }));
+      await strict.checkCallback!(opts, callback, facts);
+      const error = await rejection(strict.requestToken(opts, { grantType: 'authorization_code', code: 'code-1', redirectUri, callback }));
       expect(error.code).toBe(ErrorCodes.ID_TOKEN_SIGNATURE_INVALID);
       expect(error.message).toMatch(/kid/);
       expect(fake.jwksHits).toBe(1);
-      const eager = createRemoteJWKSet(new URL(metadata.jwksUri), { cooldownDuration: 0 });
-      await verifyCnblogsIdToken({ ...base, issuer: fake.url }, metadata, eager, await fake.sign(claims()), { channel: 'callback' });
-      await rejection(verifyCnblogsIdToken({ ...base, issuer: fake.url }, metadata, eager, unknown, { channel: 'callback' }));
+      // With no cooldown, an unknown kid downloads the key set again (once per login here).
+      const eager = createCnblogsProvider();
+      await login(token, { provider: eager, extra: { jwksCooldownSeconds: 0 } });
+      expect(fake.jwksHits).toBe(2);
+      await rejection(login(unknown, { provider: eager, extra: { jwksCooldownSeconds: 0 } }));
       expect(fake.jwksHits).toBe(3);
     });
 
-    it('reports an unreachable JWKS as a transient provider error, not a bad token', async () => {
+    it('reports an unreachable JWKS as a transient provider error, not a bad token, and spends no code', async () => {
       fake.answers.set('/jwks', () => ({ status: 503, body: '{}' }));
-      const error = await rejection(verify(await fake.sign(claims()), { channel: 'callback' }));
+      const error = await rejection(login(await fake.sign(claims({ nonce: 'n-1' }))));
       expect(error.code).toBe(ErrorCodes.PROVIDER_ERROR);
       expect(error.transient).toBe(true);
+      expect(tokenCalls()).toBe(0);
     });
   });
 });
