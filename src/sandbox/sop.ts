@@ -14,7 +14,7 @@
  * not merely with each other.
  */
 import { createSign, createVerify, generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
-import { SandboxEngine, type SandboxSettings, type SandboxUser } from './engine.js';
+import { SandboxEngine, type Fault, type SandboxSettings, type SandboxUser } from './engine.js';
 import { listen, loginPage, reply, withFault, type RunningSandbox, type SandboxReply, type SandboxRequest, type SandboxServerOptions } from './server.js';
 
 export interface SopSandboxApp {
@@ -34,6 +34,16 @@ export interface SopSandboxSettings {
   timestampToleranceSeconds: number;
   /** Test aid: the exact text sent (and signed) as each `open.auth.token.app` node, from the node the sandbox would send. Default null. */
   tokenNodeText: ((node: Record<string, unknown>) => string) | null;
+  /** Send gateway refusals (any `code` but 10000) without `sign`, as gateways that sign only successes do. Default false. */
+  unsignedRefusals: boolean;
+}
+
+/** A gateway fault: the engine's, plus answers only a signed gateway can give. */
+export interface SopGatewayFault extends Fault {
+  /** Answer this node (e.g. `{ code: '40002', sub_code: 'isv.invalid-timestamp' }`) without handling the call: nothing is redeemed or rotated. */
+  node?: Record<string, unknown>;
+  /** Send the answer without `sign`. */
+  unsigned?: boolean;
 }
 
 export interface SopSandboxOptions extends Partial<SandboxSettings>, Partial<SopSandboxSettings>, SandboxServerOptions {
@@ -67,19 +77,16 @@ export interface RunningSopSandbox extends RunningSandbox {
    * `20001 aop.app-auth-token-time-out` (rather than `aop.invalid-app-auth-token`).
    */
   expireAppAuthTokens(): void;
+  /** Queues a fault for the next gateway call(s) of the token method (`token`) or of business methods (`api`). */
+  injectGatewayFault(target: 'token' | 'api', fault: SopGatewayFault): void;
 }
 
 const TOKEN_METHOD = 'open.auth.token.app';
 const TEN_YEARS = 10 * 365 * 24 * 3600;
 
 const GATEWAY_MESSAGES: Record<string, string> = {
-  '10000': 'Success',
-  '20000': 'Service Currently Unavailable',
-  '20001': 'Insufficient Token Permissions',
-  '40001': 'Missing Required Arguments',
-  '40002': 'Invalid Arguments',
-  '40004': 'Business Failed',
-  '40006': 'Insufficient Permissions',
+  '10000': 'Success', '20000': 'Service Currently Unavailable', '20001': 'Insufficient Token Permissions', '40001': 'Missing Required Arguments',
+  '40002': 'Invalid Arguments', '40004': 'Business Failed', '40006': 'Insufficient Permissions',
 };
 
 /** `yyyy-MM-dd HH:mm:ss` read as China time (UTC+8); undefined when it is not that shape. */
@@ -169,6 +176,7 @@ export async function startSopSandbox(options: SopSandboxOptions): Promise<Runni
     negativeLifetimes: options.negativeLifetimes ?? true,
     timestampToleranceSeconds: options.timestampToleranceSeconds ?? 300,
     tokenNodeText: options.tokenNodeText ?? null,
+    unsignedRefusals: options.unsignedRefusals ?? false,
   };
   const gatewayCounters: SopGatewayCounters = { requests: 0, badSignatures: 0, gatewayErrors: 0 };
   const platform = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -323,14 +331,15 @@ export async function startSopSandbox(options: SopSandboxOptions): Promise<Runni
     return { method, node: business[method]!({ appId, userId: grant.userId, biz }) };
   };
 
-  /** `{"<method>_response":<node>,"sign":"..."}`, signed over the node's exact text. */
-  const signedAnswer = (answer: GatewayAnswer, signType: string | undefined, badSignature: boolean): SandboxReply => {
+  /** `{"<method>_response":<node>,"sign":"..."}`, signed over the node's exact text (badly, or not at all, as `fault` says). */
+  const signedAnswer = (answer: GatewayAnswer, signType: string | undefined, fault: SopGatewayFault | undefined): SandboxReply => {
     const nodeName = answer.method === undefined ? 'error_response' : `${answer.method.replace(/\./g, '_')}_response`;
     const node = { request_id: randomUUID(), ...answer.node };
     const nodeText = answer.method === TOKEN_METHOD && settings.tokenNodeText ? settings.tokenNodeText(node) : JSON.stringify(node);
-    const signed = badSignature ? `${nodeText} ` : nodeText;
-    const body = `{${JSON.stringify(nodeName)}:${nodeText},"sign":${JSON.stringify(platformSignature(signed, platform.privateKey, signType))}}`;
-    return { status: 200, headers: { 'content-type': 'application/json;charset=UTF-8' }, body };
+    const signed = fault?.badSignature ? `${nodeText} ` : nodeText;
+    const unsigned = fault?.unsigned === true || (settings.unsignedRefusals && answer.node['code'] !== '10000');
+    const sign = unsigned ? '' : `,"sign":${JSON.stringify(platformSignature(signed, platform.privateKey, signType))}`;
+    return { status: 200, headers: { 'content-type': 'application/json;charset=UTF-8' }, body: `{${JSON.stringify(nodeName)}:${nodeText}${sign}}` };
   };
 
   const gateway = async (req: SandboxRequest): Promise<SandboxReply> => {
@@ -340,12 +349,12 @@ export async function startSopSandbox(options: SopSandboxOptions): Promise<Runni
       await engine.delayCodeExchange();
     }
     lastGatewayRequest = params;
-    const fault = engine.takeFault(params['method'] === TOKEN_METHOD ? 'token' : 'api');
+    // The engine keeps a queued fault as it was given: a SopGatewayFault stays one.
+    const fault: SopGatewayFault | undefined = engine.takeFault(params['method'] === TOKEN_METHOD ? 'token' : 'api');
     const out = await withFault(fault, () => {
-      const answer = handleGateway(params);
-      const code = answer.node['code'];
-      if (code !== '10000') gatewayCounters.gatewayErrors += 1;
-      return signedAnswer(answer, params['sign_type'], fault?.badSignature === true);
+      const answer = fault?.node ? { method: params['method'] || undefined, node: fault.node } : handleGateway(params);
+      if (answer.node['code'] !== '10000') gatewayCounters.gatewayErrors += 1;
+      return signedAnswer(answer, params['sign_type'], fault);
     });
     lastGatewayResponse = out.body;
     return out;
@@ -384,5 +393,6 @@ export async function startSopSandbox(options: SopSandboxOptions): Promise<Runni
       engine.expireAccessTokens();
       for (const entry of issued.values()) entry.expiresAt = 0;
     },
+    injectGatewayFault: (target, fault) => engine.injectFault(target, fault),
   };
 }
