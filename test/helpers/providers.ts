@@ -46,3 +46,16 @@ export function sopSandboxOptions(sandbox: RunningSopSandbox, appKeys: SopAppKey
 export function sopSandboxStrategy(sandbox: RunningSopSandbox, appKeys: SopAppKeys, gatewayURL = `${sandbox.url}/`): SopStrategy {
   return new SopStrategy(sopSandboxOptions(sandbox, appKeys, gatewayURL));
 }
+
+/** SopOptions against made-up deployment URLs, for unit tests that never reach a gateway. */
+export function sopOfflineOptions(privateKey: SopOptions['privateKey'], platformPublicKey: SopOptions['platformPublicKey'], extra: Partial<SopOptions> = {}): SopOptions {
+  return {
+    clientID: '2019032617262200001',
+    callbackURL: '/auth/sop/callback',
+    authURL: 'https://openauth.example.com',
+    gatewayURL: 'https://open.example.com/',
+    privateKey,
+    platformPublicKey,
+    ...extra,
+  };
+}

@@ -4,6 +4,7 @@ import { readGatewayAnswer } from '../../../src/providers/sop/gateway';
 import type { SopOptions } from '../../../src/providers/sop/index';
 import { gatewayRefusalOf, refusalHint, scrubGatewayText } from '../../../src/providers/sop/refusal';
 import { rsaKeyPair, type RsaKeyPair } from '../../helpers/keys';
+import { sopOfflineOptions } from '../../helpers/providers';
 
 /**
  * Reading gateway refusals: an unsigned one is reported as what it says — its code,
@@ -19,14 +20,7 @@ const app: RsaKeyPair = rsaKeyPair();
 const platform: RsaKeyPair = rsaKeyPair();
 
 function options(): SopOptions {
-  return {
-    clientID: '2019032617262200001',
-    callbackURL: '/auth/sop/callback',
-    authURL: 'https://openauth.example.com',
-    gatewayURL: 'https://open.example.com/',
-    privateKey: app.privatePem,
-    platformPublicKey: platform.publicPem,
-  };
+  return sopOfflineOptions(app.privatePem, platform.publicPem);
 }
 
 function signed(node: Record<string, unknown>, key: KeyObject = platform.privateKey): string {

@@ -16,6 +16,7 @@ import {
   type SopSignType,
 } from '../../../src/providers/sop/index';
 import { rsaKeyPair, type RsaKeyPair } from '../../helpers/keys';
+import { sopOfflineOptions } from '../../helpers/providers';
 
 /**
  * A request-signature verifier written from the protocol text alone (not from the
@@ -52,15 +53,7 @@ beforeAll(() => {
 });
 
 function options(extra: Partial<SopOptions> = {}): SopOptions {
-  return {
-    clientID: '2019032617262200001',
-    callbackURL: '/auth/sop/callback',
-    authURL: 'https://openauth.example.com',
-    gatewayURL: 'https://open.example.com/',
-    privateKey: app.privatePem,
-    platformPublicKey: platform.publicPem,
-    ...extra,
-  };
+  return sopOfflineOptions(app.privatePem, platform.publicPem, extra);
 }
 
 function caught(fn: () => unknown): OAuthKeeperError {
