@@ -1,0 +1,73 @@
+// Interleaved rounds: every variant gets one autocannon run per round, in an order that
+// rotates from round to round; server CPU (utime+stime from /proc), Redis commands and the
+// server's own count of requests received are read around each run (after a short settle, so
+// that requests still in flight when the load stops are in all three), and divided.
+import { cannon } from './load.mjs';
+import { statsDelta } from './redis.mjs';
+import { median, rotate } from './stats.mjs';
+
+/** After the load stops: wait until every request the server received has been answered or dropped. */
+export async function settle(app, limitMs = 5000) {
+  const end = Date.now() + limitMs;
+  for (;;) {
+    const n = await app.requests();
+    if (n.finished >= n.started || Date.now() > end) return n;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
+ * variants: [{ name, app: { cpu(), redis? }, url, headers?, connections? }]
+ * returns Map name -> { rps[], cpu[] (µs/request), p50[], p99[], redis[] ({cmd: per request}), bad }
+ */
+export async function interleave(variants, { rounds, seconds, warmup, connections = 32, countRedis = true, log = () => undefined }) {
+  const out = new Map(variants.map((v) => [v.name, { rps: [], cpu: [], p50: [], p99: [], redis: [], bad: 0, requests: 0 }]));
+  for (const v of variants) {
+    if (warmup > 0) await cannon({ url: v.url, seconds: warmup, connections: v.connections ?? connections, headers: v.headers });
+  }
+  for (let r = 0; r < rounds; r += 1) {
+    for (const v of rotate(variants, r)) {
+      const redis = countRedis && v.app.redis && !v.sharedRedis ? v.app.redis : null;
+      const s0 = redis ? await redis.commandStats() : null;
+      const n0 = await settle(v.app);
+      const c0 = v.app.cpu();
+      const res = await cannon({ url: v.url, seconds, connections: v.connections ?? connections, headers: v.headers });
+      const n1 = await settle(v.app);
+      const c1 = v.app.cpu();
+      const s1 = redis ? await redis.commandStats() : null;
+      const served = n1.started - n0.started;
+      const o = out.get(v.name);
+      o.rps.push(res.rps);
+      o.cpu.push(served ? (c1 - c0) / served : NaN);
+      o.p50.push(res.p50);
+      o.p99.push(res.p99);
+      o.bad += res.non2xx + res.errors;
+      o.requests += res.requests;
+      if (redis) {
+        const d = statsDelta(s0, s1);
+        o.redis.push(Object.fromEntries(Object.entries(d).map(([k, n]) => [k, n / served])));
+      }
+      log(`  round ${r + 1}/${rounds} ${v.name.padEnd(28)} ${Math.round(res.rps).toString().padStart(6)} req/s  ${((c1 - c0) / served).toFixed(0).padStart(5)} µs CPU/req${res.non2xx + res.errors ? `  (${res.non2xx} non-2xx, ${res.errors} errors)` : ''}`);
+    }
+  }
+  return out;
+}
+
+/** Per-round ratios b/a of one metric (rounds are paired: same round, adjacent in time). */
+export function ratios(out, a, b, metric = 'rps') {
+  const x = out.get(a)[metric];
+  const y = out.get(b)[metric];
+  return x.map((v, i) => y[i] / v);
+}
+
+/** Median Redis commands per request: "GET 2.00, EXPIRE 1.00 (3.00)". */
+export function redisText(perRound) {
+  if (!perRound.length) return 'n/a';
+  const names = [...new Set(perRound.flatMap((d) => Object.keys(d)))];
+  const parts = names
+    .map((n) => [n, median(perRound.map((d) => d[n] ?? 0))])
+    .filter(([, v]) => v >= 0.005)
+    .sort((p, q) => q[1] - p[1]);
+  const total = parts.reduce((s, [, v]) => s + v, 0);
+  return `${total.toFixed(2)} (${parts.map(([n, v]) => `${n.toUpperCase()} ${v.toFixed(2)}`).join(', ')})`;
+}
