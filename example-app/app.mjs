@@ -4,10 +4,11 @@ import session from 'express-session';
 import passport from 'passport';
 import { RedisStore } from 'connect-redis';
 import { Cluster, Redis } from 'ioredis';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { CnblogsStrategy, DiStrategy, guardSessionStore, MemoryBackend, oauthKeeper, RedisBackend, SopStrategy, TokenStore } from 'oauth-keeper';
 import { startCnblogsSandbox, startDiSandbox, startSopSandbox } from 'oauth-keeper/sandbox';
 import { homePage } from './home.mjs';
+import { startBackgroundJob } from './job.mjs';
 
 /** Drops undefined values, so unset variables fall back to the strategies' own defaults. */
 const defined = (o) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
@@ -103,15 +104,35 @@ export async function createExampleApp(config) {
 
   passport.serializeUser((user, done) => done(null, { provider: user.provider, id: user.id, displayName: user.displayName }));
   passport.deserializeUser((user, done) => done(null, user));
-  const keeper = oauthKeeper({ strategies, store, passport, logger: { warn: (message, fields) => console.warn(`warning: ${message}`, fields ?? "") } });
+  // The app's accounts: the example has no sign-up, so the first provider login of a browser
+  // opens an account and later logins join it. A real app returns its own user id here.
+  const accounts = accountRegistry(redis);
+  const keeper = oauthKeeper({
+    strategies,
+    store,
+    passport,
+    logger: { warn: (message, fields) => console.warn(`warning: ${message}`, fields ?? '') },
+    // Token sets belong to the account, not the browser session: they outlive it, and the job uses them.
+    owner: async (req) => {
+      req.session.account ??= `acct-${randomBytes(8).toString('hex')}`;
+      await accounts.add(req.session.account);
+      return req.session.account;
+    },
+  });
 
   const events = [];
-  for (const name of ['refresh:start', 'refresh:success', 'refresh:failure', 'refresh:retry', 'lock:wait']) {
+  for (const name of ['refresh:start', 'refresh:success', 'refresh:failure', 'refresh:retry', 'lock:wait', 'reauthorization:required']) {
     keeper.events.on(name, (event) => {
-      events.unshift({ at: new Date().toISOString(), event: name, ...event });
+      // The owner (another account's id) is not shown to everyone.
+      const { owner: _owner, ...shown } = event;
+      events.unshift({ at: new Date().toISOString(), event: name, ...shown });
       events.length = Math.min(events.length, 20);
     });
   }
+
+  // The background job: every few seconds, for each account, each connected provider's API — no browser involved.
+  const job = startBackgroundJob({ keeper, accounts, apiSamples, intervalMs: config.jobIntervalSeconds * 1000 });
+  closers.unshift(() => job.stop());
 
   const app = express();
   app.disable('x-powered-by');
@@ -142,7 +163,7 @@ export async function createExampleApp(config) {
         const token = await keeper.token(req, name).catch(() => null);
         providers[name] = token ? { connected: true, ...describe(token) } : { connected: false };
       }
-      res.json({ user: req.user ?? null, providers, events });
+      res.json({ user: req.user ?? null, providers, events, job: job.resultsFor(req.session.account) });
     } catch (error) {
       next(error);
     }
@@ -167,7 +188,9 @@ export async function createExampleApp(config) {
     }
   });
 
-  app.post('/logout', keeper.logout());
+  // The account's tokens outlive sessions; the example has no way back into an account after
+  // logout, so its logout also disconnects them (revoking where supported) and the job stops.
+  app.post('/logout', keeper.logout({ disconnect: true }));
 
   app.use(keeper.errorHandler());
   app.use((err, req, res, _next) => {
@@ -183,6 +206,17 @@ export async function createExampleApp(config) {
       for (const sandbox of sandboxes) await sandbox.close();
       for (const close of closers) await close();
     },
+  };
+}
+
+/** The known accounts: a Redis set when Redis is configured, else in memory. */
+function accountRegistry(redis) {
+  const key = 'example-app:accounts';
+  const local = new Set();
+  return {
+    add: async (account) => (redis ? redis.sadd(key, account) : local.add(account)),
+    remove: async (account) => (redis ? redis.srem(key, account) : local.delete(account)),
+    list: async () => (redis ? redis.smembers(key) : [...local]),
   };
 }
 

@@ -24,8 +24,11 @@ export function readConfig(env = process.env) {
     sessionSecret = randomBytes(24).toString('hex');
     notices.push('SESSION_SECRET is not set: using a random secret for this run.');
   }
+  const jobIntervalSeconds = Number(env.JOB_INTERVAL_SECONDS || 5);
+  if (!(jobIntervalSeconds > 0)) throw new Error(`JOB_INTERVAL_SECONDS must be a positive number of seconds, not "${env.JOB_INTERVAL_SECONDS}"`);
   return {
     port,
+    jobIntervalSeconds,
     baseURL: env.BASE_URL,
     // Express's "trust proxy": a number of hops, true, or a list such as "loopback, 10.0.0.0/8".
     trustProxy: env.TRUST_PROXY === undefined || env.TRUST_PROXY === '' ? undefined : /^\d+$/.test(env.TRUST_PROXY) ? Number(env.TRUST_PROXY) : env.TRUST_PROXY === 'true' ? true : env.TRUST_PROXY,

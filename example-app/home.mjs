@@ -1,5 +1,6 @@
 // The home page: one card per provider, token expiry counting down, connect /
-// disconnect, a call to the provider's API through the proxy, the latest refresh events.
+// disconnect, a call to the provider's API through the proxy, the background job's last
+// results, the latest refresh events.
 const escape = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 export function homePage({ providers, apiSamples, notices }) {
@@ -46,6 +47,10 @@ ${notices.map((n) => `<p class="notice">${escape(n)}</p>`).join('\n')}
 <div class="cards">
 ${cards}
 </div>
+<h2>Background job</h2>
+<p class="sample">Every few seconds, without any browser, the app calls each connected provider's API for your account (<code>keeper.forOwner(account).fetch(...)</code>).</p>
+<table><thead><tr><th>provider</th><th>last answer</th></tr></thead><tbody id="job"><tr><td colspan="2">no run yet</td></tr></tbody></table>
+<p class="sample" id="job-at"></p>
 <h2>Latest refresh events</h2>
 <table><thead><tr><th>time</th><th>event</th><th>provider</th><th>details</th></tr></thead><tbody id="events"><tr><td colspan="4">none yet</td></tr></tbody></table>
 <script>
@@ -66,6 +71,13 @@ function render() {
   }
   const rows = status.events.map((e) => '<tr><td>' + e.at.slice(11, 19) + '</td><td>' + e.event + '</td><td>' + e.provider + '</td><td>' + JSON.stringify(Object.fromEntries(Object.entries(e).filter(([k]) => !['at','event','provider'].includes(k)))) + '</td></tr>');
   document.getElementById('events').innerHTML = rows.join('') || '<tr><td colspan="4">none yet</td></tr>';
+  const job = status.job;
+  const jobRows = job ? Object.entries(job.calls).map(([name, c]) => {
+    const cell = c.error ? c.error + (c.reconnect ? ' (connect again)' : '') : 'HTTP ' + c.status + ', ' + c.bytes + ' bytes';
+    return '<tr data-provider="' + name + '"><td>' + name + '</td><td>' + cell + '</td></tr>';
+  }) : [];
+  document.getElementById('job').innerHTML = jobRows.join('') || '<tr><td colspan="2">no run yet</td></tr>';
+  document.getElementById('job-at').textContent = job ? 'Last run at ' + job.at.slice(11, 19) : '';
 }
 async function refresh() { status = await (await fetch('/status', { headers: { accept: 'application/json' } })).json(); render(); document.body.dataset.ready = '1'; }
 for (const card of document.querySelectorAll('.card')) {
@@ -83,7 +95,7 @@ for (const card of document.querySelectorAll('.card')) {
     await refresh();
   });
 }
-refresh(); setInterval(render, 1000); setInterval(refresh, 10000);
+refresh(); setInterval(render, 1000); setInterval(refresh, 5000);
 </script>
 </body></html>`;
 }
