@@ -297,6 +297,18 @@ describe('sop: an unsigned refusal is reported as what it says', () => {
     expect(res.body.message).toMatch(/clock/);
   });
 
+  it('an unsigned refusal of a business call is a typed error naming the fix, not a node for the caller', async () => {
+    const a = await startApp();
+    const s = await loginSession(a);
+    a.sandbox.injectGatewayFault('api', { node: refusal('40002', 'isv.invalid-signature', 'Invalid signature'), unsigned: true });
+    const res = await businessCall(s).expect(502);
+    expect(res.body).toMatchObject({ error: ErrorCodes.API_UPSTREAM_FAILED, oauthError: 'isv.invalid-signature', provider: 'sop' });
+    expect(res.body.message).toMatch(/privateKey/);
+    expect(res.text).not.toContain(s.set.accessToken);
+    await expectKept(a, s);
+    await businessCall(s).expect(200);
+  });
+
   it('an unsigned success at login is still refused, and none of it is used', async () => {
     const a = await startApp();
     a.sandbox.injectGatewayFault('token', { node: FORGED_SUCCESS, unsigned: true });

@@ -89,6 +89,8 @@ const HINTS: Readonly<Record<string, string>> = {
   'isv.route-no-permissions': " The platform does not let this app call this method: grant it to the app in the platform's console.",
   'isv.access-forbidden': " The platform does not let this app call this method: grant it to the app in the platform's console.",
   'isv.ip-forbidden': " The platform refused this server's IP address: add it to the app's allowed IPs in the platform's console.",
+  'aop.invalid-app-auth-token': " The gateway says the user's app_auth_token is not valid; only a signed answer saying so starts a refresh.",
+  'aop.app-auth-token-time-out': " The gateway says the user's app_auth_token timed out; only a signed answer saying so starts a refresh.",
 };
 
 /** A readable next step for a refusal. */
