@@ -25,8 +25,8 @@ export class TokenClient<O extends ProviderOptions = ProviderOptions> {
     return Object.keys(extra).length === 0 ? {} : { extraParams: extra };
   }
 
-  exchangeCode(input: { code: string; redirectUri: string; codeVerifier?: string; callback: CallbackParams }): Promise<TokenSet> {
-    return this.#guard(() =>
+  async exchangeCode(input: { code: string; redirectUri: string; codeVerifier?: string; callback: CallbackParams }): Promise<TokenSet> {
+    const tokenSet = await this.#guard(() =>
       this.provider.requestToken(this.options, {
         grantType: 'authorization_code',
         code: input.code,
@@ -36,6 +36,9 @@ export class TokenClient<O extends ProviderOptions = ProviderOptions> {
         ...this.#extra('authorization_code'),
       }),
     );
+    // In place: a provider may key what it verified by this very object (validateTokenSet).
+    tokenSet.redirectUri = input.redirectUri;
+    return tokenSet;
   }
 
   /** Refreshes and merges: a refresh answer without a new refresh token keeps the old one. */

@@ -12,6 +12,11 @@ export interface TokenSet {
   refreshTokenExpiresAt?: number | null;
   scope?: string;
   idToken?: string;
+  /**
+   * The redirect_uri the login's code was exchanged with, kept for providers that document
+   * it on the refresh request too (cnblogs). Set by the keeper, never by a provider's answer.
+   */
+  redirectUri?: string;
   /** Everything else the provider answered with (user ids, `jti`, region, ...). */
   extras: Record<string, unknown>;
   /** Epoch milliseconds when the set was obtained. */
@@ -176,6 +181,7 @@ export function mergeRefreshed(previous: TokenSet, next: TokenSet): TokenSet {
   }
   if (merged.scope === undefined && previous.scope !== undefined) merged.scope = previous.scope;
   if (merged.idToken === undefined && previous.idToken !== undefined) merged.idToken = previous.idToken;
+  if (previous.redirectUri !== undefined) merged.redirectUri = previous.redirectUri;
   return merged;
 }
 

@@ -9,7 +9,16 @@ import { startSopSandbox, type RunningSopSandbox } from '../../src/sandbox/index
  */
 
 /** A CnblogsStrategy for the cnblogs sandbox at `issuer`; its API under the issuer unless `options` say otherwise. */
+/**
+ * A cnblogs strategy against a sandbox. Unless `responseType` is given, the code flow in the
+ * query string, which tests can drive without a browser; `cnblogsDefaultStrategy` keeps the
+ * package's default (the documented hybrid flow, answered in the fragment).
+ */
 export function cnblogsSandboxStrategy(issuer: string, options: Partial<CnblogsOptions> = {}): CnblogsStrategy {
+  return cnblogsDefaultStrategy(issuer, { responseType: 'code', ...options });
+}
+
+export function cnblogsDefaultStrategy(issuer: string, options: Partial<CnblogsOptions> = {}): CnblogsStrategy {
   return new CnblogsStrategy({
     clientID: 'sandbox-client',
     clientSecret: 'sandbox-secret',

@@ -44,7 +44,7 @@ const CASES: Array<[string, () => Promise<RunningSandbox>, (s: RunningSandbox, f
   [
     'cnblogs',
     () => startCnblogsSandbox({ autoApprove: true }),
-    (s, fetch) => new CnblogsStrategy({ ...client, callbackURL: '/auth/cnblogs/callback', issuer: s.url, apiURL: `${s.url}/api`, scope: 'openid profile CnBlogsApi offline_access', fetch }),
+    (s, fetch) => new CnblogsStrategy({ ...client, callbackURL: '/auth/cnblogs/callback', responseType: 'code', issuer: s.url, apiURL: `${s.url}/api`, scope: 'openid profile CnBlogsApi offline_access', fetch }),
     ['/.well-known/openid-configuration', '/connect/token authorization_code', '/connect/userinfo', '/connect/token refresh_token', '/connect/revocation'],
   ],
   [

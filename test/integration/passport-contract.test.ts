@@ -40,7 +40,7 @@ const CASES: Case[] = [
   {
     name: 'cnblogs',
     sandbox: () => startCnblogsSandbox(),
-    strategy: (s, verify) => new CnblogsStrategy({ ...client, callbackURL: '/auth/cnblogs/callback', issuer: s.url, apiURL: `${s.url}/api` }, verify),
+    strategy: (s, verify) => new CnblogsStrategy({ ...client, callbackURL: '/auth/cnblogs/callback', responseType: 'code', issuer: s.url, apiURL: `${s.url}/api` }, verify),
   },
   {
     name: 'sop',

@@ -66,7 +66,11 @@ export function createCnblogsProvider(): ProviderDefinition<CnblogsOptions> {
       },
 
       async requestToken(options, grant) {
-        if (grant.grantType === 'refresh_token') return rp.refresh(options, grant, {});
+        if (grant.grantType === 'refresh_token') {
+          // The document's refresh request carries redirect_uri: the one of the login, or an absolute callbackURL.
+          const redirectUri = grant.previous.redirectUri ?? (/^https?:\/\//.test(options.callbackURL) ? options.callbackURL : undefined);
+          return rp.refresh(options, grant, redirectUri === undefined ? {} : { redirect_uri: redirectUri });
+        }
         const { tokenSet, claims } = await rp.exchangeCode(options, grant, logins.get(grant.callback));
         logins.delete(grant.callback);
         verified.set(tokenSet, claims);

@@ -25,13 +25,17 @@ export interface CnblogsOptions extends ProviderOptions {
   /** Base URL of the OpenAPI the `api` binding targets. Default `https://api.cnblogs.com/api`. */
   apiURL?: string;
   /**
-   * `code` (default): the code comes back in the query string, bound to the login by PKCE S256.
-   * `code id_token`: the documented hybrid flow; a front-channel id_token (with `c_hash`) comes with the code.
+   * `code id_token` (default): the documented hybrid flow; a front-channel id_token (with
+   * `c_hash`, checked before the code is spent) comes with the code, and PKCE S256 binds the
+   * code to the login. Use it with a client registered as the cnblogs document shows.
+   * `code`: the code alone, in the query string by default, bound by PKCE S256; for a client
+   * registered for the authorization code flow only.
    */
   responseType?: CnblogsResponseType;
   /**
-   * How the authorization answer is delivered. Default `query` for `code`, `fragment` for
-   * `code id_token` (the provider's own default). `query` cannot be used with `code id_token`.
+   * How the authorization answer is delivered. Default `fragment` for `code id_token` (the
+   * provider's own default; the keeper's relay page posts it to the callback), `query` for
+   * `code`. `form_post` works with both. `query` cannot be used with `code id_token`.
    */
   responseMode?: CnblogsResponseMode;
   /** Allowed clock difference when checking id_token `exp`/`nbf`, in seconds. Default 60. */
@@ -53,7 +57,7 @@ export function cnblogsIssuer(options: CnblogsOptions): string {
 }
 
 export function cnblogsResponseType(options: CnblogsOptions): CnblogsResponseType {
-  return options.responseType ?? 'code';
+  return options.responseType ?? 'code id_token';
 }
 
 export function cnblogsResponseMode(options: CnblogsOptions): CnblogsResponseMode {
@@ -92,7 +96,7 @@ export function validateCnblogsOptions(options: CnblogsOptions): void {
     throw configurationError(`The cnblogs apiURL option must be an absolute http(s) URL, such as "${CNBLOGS_DEFAULT_API_URL}".`);
   }
   if (options.responseType !== undefined && !RESPONSE_TYPES.includes(options.responseType)) {
-    throw configurationError(`The cnblogs responseType option must be "code" (default, with PKCE) or "code id_token" (hybrid), not "${String(options.responseType)}".`);
+    throw configurationError(`The cnblogs responseType option must be "code id_token" (default: the documented hybrid flow) or "code" (the code flow), not "${String(options.responseType)}".`);
   }
   if (options.responseMode !== undefined && !RESPONSE_MODES.includes(options.responseMode)) {
     throw configurationError(`The cnblogs responseMode option must be "query", "form_post" or "fragment", not "${String(options.responseMode)}".`);

@@ -4,13 +4,15 @@ import type { CnblogsOptions } from '../../../src/providers/cnblogs/index';
 import { startCnblogsSandbox, type CnblogsSandbox, type CnblogsSandboxOptions, type IdTokenTamper } from '../../../src/sandbox/cnblogs/index';
 import { createTestApp, type TestApp } from '../../helpers/app';
 import { parseForm } from '../../helpers/browser-flow';
-import { cnblogsSandboxStrategy } from '../../helpers/providers';
+import { cnblogsDefaultStrategy, cnblogsSandboxStrategy } from '../../helpers/providers';
 
 type Agent = ReturnType<typeof request.agent>;
-type Mode = 'code' | 'form_post' | 'fragment' | 'code_form_post';
+type Mode = 'default' | 'code' | 'form_post' | 'fragment' | 'code_form_post';
 
 const MODES: Record<Mode, Partial<CnblogsOptions>> = {
-  code: {},
+  // No responseType: the package's default, the documented hybrid flow in the fragment.
+  default: {},
+  code: { responseType: 'code' },
   form_post: { responseType: 'code id_token', responseMode: 'form_post' },
   fragment: { responseType: 'code id_token' },
   // Allowed too: the plain code flow delivered as a form_post.
@@ -28,7 +30,7 @@ async function setup(mode: Mode, strategy: Partial<CnblogsOptions> = {}, sandbox
   let sandbox: CnblogsSandbox | undefined;
   const t = await createTestApp({
     startSandbox: async () => (sandbox = await startCnblogsSandbox({ autoApprove: true, ...sandboxOptions })),
-    strategy: (s) => cnblogsSandboxStrategy(s.url, { ...MODES[mode], ...strategy }),
+    strategy: (s) => (mode === 'default' ? cnblogsDefaultStrategy : cnblogsSandboxStrategy)(s.url, { ...MODES[mode], ...strategy }),
   });
   const harness = { t, sandbox: sandbox! };
   open.push(harness);
@@ -137,7 +139,7 @@ async function callApi(t: TestApp, path: string, tokenSet: TokenSet): Promise<Re
   return fetch(attached.url, { method: attached.method, headers: attached.headers });
 }
 
-describe.each(['code', 'form_post', 'fragment', 'code_form_post'] as const)('cnblogs login, %s', (mode) => {
+describe.each(['default', 'code', 'form_post', 'fragment', 'code_form_post'] as const)('cnblogs login, %s', (mode) => {
   it('authorizes, stores the token, serves the guarded route and calls the API with Bearer', async () => {
     const h = await setup(mode);
     const agent = h.t.agent();
@@ -187,7 +189,7 @@ describe.each(['code', 'form_post', 'fragment', 'code_form_post'] as const)('cnb
     expect(q.get('code_challenge')).toMatch(/^[\w-]{43}$/);
     expect(q.get('code_challenge_method')).toBe('S256');
     expect(q.get('response_type')).toBe(mode === 'code' || mode === 'code_form_post' ? 'code' : 'code id_token');
-    expect(q.get('response_mode')).toBe({ code: null, form_post: 'form_post', fragment: 'fragment', code_form_post: 'form_post' }[mode]);
+    expect(q.get('response_mode')).toBe({ default: 'fragment', code: null, form_post: 'form_post', fragment: 'fragment', code_form_post: 'form_post' }[mode]);
   });
 });
 
@@ -267,12 +269,26 @@ describe('cnblogs id_token checks', () => {
 describe('cnblogs tokens after login', () => {
   it('refreshes an expiring token with grant_type=refresh_token and keeps serving the API', async () => {
     // 30 s lifetime < the keeper's 60 s refresh skew: every guarded request refreshes first.
-    const h = await setup('code', {}, { accessTokenTtlSeconds: 30 });
+    const sent: Array<{ url: string; body: string }> = [];
+    const recording = (url: string | URL, init: RequestInit) => {
+      sent.push({ url: String(url), body: typeof init.body === 'string' ? init.body : '' });
+      return fetch(url, init);
+    };
+    const h = await setup('default', { fetch: recording }, { accessTokenTtlSeconds: 30 });
     const agent = h.t.agent();
-    expect((await completeLogin(h, agent, 'code')).status).toBe(303);
+    expect((await completeLogin(h, agent, 'default')).status).toBe(303);
     const first = (await storedTokenSet(h.t))!;
     await agent.get('/me').set('accept', 'application/json').expect(200);
     expect(h.sandbox.engine.counters.refresh).toBe(1);
+    // As the document's refresh request: grant_type, refresh_token, client_id, client_secret and redirect_uri.
+    const refresh = sent.map((r) => Object.fromEntries(new URLSearchParams(r.body))).find((b) => b['grant_type'] === 'refresh_token')!;
+    expect(refresh).toEqual({
+      grant_type: 'refresh_token',
+      refresh_token: first.refreshToken,
+      client_id: 'sandbox-client',
+      client_secret: 'sandbox-secret',
+      redirect_uri: `${h.t.url}/auth/cnblogs/callback`,
+    });
     const second = (await storedTokenSet(h.t))!;
     expect(second.accessToken).not.toBe(first.accessToken);
     expect(second.refreshToken).toBeDefined();

@@ -66,7 +66,7 @@ describe('cnblogs options', () => {
 
   it.each([
     [{ clientSecret: undefined }, /clientSecret/],
-    [{ responseType: 'token' }, /responseType option must be "code".*"code id_token"/],
+    [{ responseType: 'token' }, /responseType option must be "code id_token".*"code"/],
     [{ responseMode: 'web_message' }, /responseMode option must be "query", "form_post" or "fragment"/],
     [{ issuer: 'http://oauth.cnblogs.com' }, /must use https.*loopback/],
     [{ issuer: 'not a url' }, /absolute URL/],
@@ -207,7 +207,7 @@ describe('cnblogs wire protocol (against a scripted provider)', () => {
 
   beforeEach(async () => {
     fake = await startFakeProvider();
-    options = { ...base, clientID: 'client 1', issuer: fake.url };
+    options = { ...base, clientID: 'client 1', issuer: fake.url, responseType: 'code' };
   });
   afterEach(async () => {
     await fake.close();
@@ -344,7 +344,7 @@ describe('cnblogs wire protocol (against a scripted provider)', () => {
       } = {},
     ) => {
       fake.answers.set('/connect/token', () => ({ status: 200, body: JSON.stringify({ id_token: idToken, access_token: accessToken, token_type: 'Bearer', expires_in: 3600 }) }));
-      const opts: CnblogsOptions = { ...base, issuer: fake.url, ...extra, ...(hybrid ? { responseType: 'code id_token', responseMode: 'form_post' } : {}) };
+      const opts: CnblogsOptions = { ...base, issuer: fake.url, ...extra, ...(hybrid ? { responseType: 'code id_token', responseMode: 'form_post' } : { responseType: 'code' }) };
       const callback = { code, state: 'st-1', all: { code, state: 'st-1', ...(front === undefined ? {} : { id_token: front }) } };
       await provider.checkCallback!(opts, callback, facts);
       const tokenSet = await provider.requestToken(opts, { grantType: 'authorization_code', code, redirectUri, callback });
@@ -404,7 +404,7 @@ describe('cnblogs wire protocol (against a scripted provider)', () => {
       await login(token, { provider: strict });
       expect(fake.jwksHits).toBe(1);
       const unknown = await fake.sign(claims({ nonce: 'n-1' }), 'key-unknown');
-      const opts = { ...base, issuer: fake.url, jwksCooldownSeconds: 60 };
+      const opts: CnblogsOptions = { ...base, issuer: fake.url, jwksCooldownSeconds: 60, responseType: 'code' };
       const callback = { code: 'code-1', state: 'st-1', all: { code: 'code-1', state: 'st-1' } };
       fake.answers.set('/connect/token', () => ({ status: 200, body: JSON.stringify({ id_token: unknown, access_token: 'at-1', token_type: 'Bearer' }) }));
       await strict.checkCallback!(opts, callback, facts);
