@@ -182,93 +182,41 @@ interface FaultCase {
   transient: boolean;
 }
 
+/** A refusal the gateway means for good: a 502 with the refusal's sub_code, naming its fix. */
+function final(fault: SopGatewayFault, oauthError: string, names: RegExp, notNames?: RegExp): FaultCase {
+  return { fault, status: 502, error: ErrorCodes.TOKEN_ENDPOINT_FAILED, oauthError, names, ...(notNames ? { notNames } : {}), transient: false };
+}
+
+/** An answer that cannot be trusted: a signature error pointing at platformPublicKey, nothing of it used. */
+function untrusted(fault: SopGatewayFault): FaultCase {
+  return { fault, status: 502, error: ErrorCodes.RESPONSE_SIGNATURE_INVALID, names: /platformPublicKey/, transient: false };
+}
+
+/** The platform's own trouble: retried, then a 503 to try again shortly. */
+function transient(fault: SopGatewayFault): FaultCase {
+  return { fault, status: 503, error: ErrorCodes.REFRESH_UNAVAILABLE, names: /try again/, transient: true };
+}
+
+const INVALID_SIGNATURE = refusal('40002', 'isv.invalid-signature', 'Invalid signature');
+
 const NOT_ABOUT_THE_TOKEN: Array<[string, FaultCase]> = [
-  [
-    'clock skew: 40002 isv.invalid-timestamp',
-    {
-      fault: { node: refusal('40002', 'isv.invalid-timestamp', 'Invalid timestamp') },
-      ...{ status: 502, error: ErrorCodes.TOKEN_ENDPOINT_FAILED, oauthError: 'isv.invalid-timestamp', names: /clock/, transient: false },
-    },
-  ],
-  [
-    'our key: 40002 isv.invalid-signature',
-    {
-      fault: { node: refusal('40002', 'isv.invalid-signature', 'Invalid signature') },
-      ...{ status: 502, error: ErrorCodes.TOKEN_ENDPOINT_FAILED, oauthError: 'isv.invalid-signature', names: /privateKey/, notNames: /platformPublicKey/, transient: false },
-    },
-  ],
-  [
-    'our key, unsigned: 40002 isv.invalid-signature without sign',
-    {
-      fault: { node: refusal('40002', 'isv.invalid-signature', 'Invalid signature'), unsigned: true },
-      ...{ status: 502, error: ErrorCodes.TOKEN_ENDPOINT_FAILED, oauthError: 'isv.invalid-signature', names: /privateKey/, notNames: /platformPublicKey/, transient: false },
-    },
-  ],
-  [
-    'our app_id: 40002 isv.invalid-app-id',
-    {
-      fault: { node: refusal('40002', 'isv.invalid-app-id', 'Invalid app_id'), unsigned: true },
-      ...{ status: 502, error: ErrorCodes.TOKEN_ENDPOINT_FAILED, oauthError: 'isv.invalid-app-id', names: /clientID.*app_id/, transient: false },
-    },
-  ],
-  [
-    'a missing parameter: 40001 isv.missing-version',
-    {
-      fault: { node: refusal('40001', 'isv.missing-version', 'Missing version') },
-      ...{ status: 502, error: ErrorCodes.TOKEN_ENDPOINT_FAILED, oauthError: 'isv.missing-version', names: /parameter version/, transient: false },
-    },
-  ],
+  ['clock skew: 40002 isv.invalid-timestamp', final({ node: refusal('40002', 'isv.invalid-timestamp', 'Invalid timestamp') }, 'isv.invalid-timestamp', /clock/)],
+  ['our key: 40002 isv.invalid-signature', final({ node: INVALID_SIGNATURE }, 'isv.invalid-signature', /privateKey/, /platformPublicKey/)],
+  ['our key, unsigned: 40002 isv.invalid-signature without sign', final({ node: INVALID_SIGNATURE, unsigned: true }, 'isv.invalid-signature', /privateKey/, /platformPublicKey/)],
+  ['our app_id, unsigned: 40002 isv.invalid-app-id', final({ node: refusal('40002', 'isv.invalid-app-id', 'Invalid app_id'), unsigned: true }, 'isv.invalid-app-id', /clientID.*app_id/)],
+  ['a missing parameter: 40001 isv.missing-version', final({ node: refusal('40001', 'isv.missing-version', 'Missing version') }, 'isv.missing-version', /parameter version/)],
   [
     'our request, per the auth service: invalid_request inside 10000',
-    {
-      fault: { node: { code: '10000', msg: 'Success', error: 'invalid_request', error_description: 'refresh_token is required' } },
-      ...{ status: 502, error: ErrorCodes.TOKEN_ENDPOINT_FAILED, oauthError: 'invalid_request', names: /invalid_request/, transient: false },
-    },
+    final({ node: { code: '10000', msg: 'Success', error: 'invalid_request', error_description: 'refresh_token is required' } }, 'invalid_request', /invalid_request/),
   ],
-  [
-    'an unsigned success carrying tokens',
-    {
-      fault: { node: FORGED_SUCCESS, unsigned: true },
-      ...{ status: 502, error: ErrorCodes.RESPONSE_SIGNATURE_INVALID, names: /platformPublicKey/, transient: false },
-    },
-  ],
-  [
-    'an unsigned invalid_grant (anyone could send it)',
-    {
-      fault: { node: { code: '10000', msg: 'Success', error: 'invalid_grant', error_description: 'Invalid refresh token' }, unsigned: true },
-      ...{ status: 502, error: ErrorCodes.RESPONSE_SIGNATURE_INVALID, names: /platformPublicKey/, transient: false },
-    },
-  ],
-  [
-    'a badly signed success',
-    {
-      fault: { node: FORGED_SUCCESS, badSignature: true },
-      ...{ status: 502, error: ErrorCodes.RESPONSE_SIGNATURE_INVALID, names: /platformPublicKey/, transient: false },
-    },
-  ],
-  [
-    'a badly signed invalid_grant',
-    {
-      fault: { node: { code: '10000', msg: 'Success', error: 'invalid_grant' }, badSignature: true },
-      ...{ status: 502, error: ErrorCodes.RESPONSE_SIGNATURE_INVALID, names: /platformPublicKey/, transient: false },
-    },
-  ],
-  [
-    "the platform's trouble: 20000 isp.unknown-error",
-    {
-      fault: { node: refusal('20000', 'isp.unknown-error', 'Service Currently Unavailable') },
-      ...{ status: 503, error: ErrorCodes.REFRESH_UNAVAILABLE, names: /try again/, transient: true },
-    },
-  ],
-  [
-    "the platform's trouble, unsigned: 20000 isp.service-not-available",
-    {
-      fault: { node: refusal('20000', 'isp.service-not-available', 'Service not available'), unsigned: true },
-      ...{ status: 503, error: ErrorCodes.REFRESH_UNAVAILABLE, names: /try again/, transient: true },
-    },
-  ],
-  ['HTTP 503 from the gateway', { fault: { status: 503 }, status: 503, error: ErrorCodes.REFRESH_UNAVAILABLE, names: /try again/, transient: true }],
-  ['HTTP 500 with an HTML page', { fault: { status: 500, body: '<html>oops</html>' }, status: 503, error: ErrorCodes.REFRESH_UNAVAILABLE, names: /try again/, transient: true }],
+  ['an unsigned success carrying tokens', untrusted({ node: FORGED_SUCCESS, unsigned: true })],
+  ['an unsigned invalid_grant (anyone could send it)', untrusted({ node: { code: '10000', msg: 'Success', error: 'invalid_grant' }, unsigned: true })],
+  ['a badly signed success', untrusted({ node: FORGED_SUCCESS, badSignature: true })],
+  ['a badly signed invalid_grant', untrusted({ node: { code: '10000', msg: 'Success', error: 'invalid_grant' }, badSignature: true })],
+  ["the platform's trouble: 20000 isp.unknown-error", transient({ node: refusal('20000', 'isp.unknown-error', 'Service Currently Unavailable') })],
+  ["the platform's trouble, unsigned: 20000 isp.service-not-available", transient({ node: refusal('20000', 'isp.service-not-available', 'Service not available'), unsigned: true })],
+  ['HTTP 503 from the gateway', transient({ status: 503 })],
+  ['HTTP 500 with an HTML page', transient({ status: 500, body: '<html>oops</html>' })],
 ];
 
 describe('sop: an unsigned refusal is reported as what it says', () => {
@@ -300,7 +248,7 @@ describe('sop: an unsigned refusal is reported as what it says', () => {
   it('an unsigned refusal of a business call is a typed error naming the fix, not a node for the caller', async () => {
     const a = await startApp();
     const s = await loginSession(a);
-    a.sandbox.injectGatewayFault('api', { node: refusal('40002', 'isv.invalid-signature', 'Invalid signature'), unsigned: true });
+    a.sandbox.injectGatewayFault('api', { node: INVALID_SIGNATURE, unsigned: true });
     const res = await businessCall(s).expect(502);
     expect(res.body).toMatchObject({ error: ErrorCodes.API_UPSTREAM_FAILED, oauthError: 'isv.invalid-signature', provider: 'sop' });
     expect(res.body.message).toMatch(/privateKey/);
@@ -365,7 +313,7 @@ describe('sop: a refresh refusal that is not about the refresh token keeps the p
 
 describe('sop: overlapping refreshes of many sessions under a fault', () => {
   it.each<[string, SopGatewayFault]>([
-    ['an unsigned isv.invalid-signature', { node: refusal('40002', 'isv.invalid-signature', 'Invalid signature'), unsigned: true }],
+    ['an unsigned isv.invalid-signature', { node: INVALID_SIGNATURE, unsigned: true }],
     ['isv.invalid-timestamp', { node: refusal('40002', 'isv.invalid-timestamp', 'Invalid timestamp') }],
   ])('%s: every session keeps its set, and each works again afterwards', async (_name, fault) => {
     const a = await startApp();
