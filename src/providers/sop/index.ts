@@ -10,6 +10,8 @@
  *   RSA-signed gateway call (`open.auth.token.app`), and the answer is signed too
  *   (token.ts, gateway.ts, signing.ts, response-node.ts);
  * - failures of the auth service come back inside a `code: "10000"` envelope (token.ts);
+ * - gateway refusals name their fix, even unsigned ones, of which only code and sub_code
+ *   are read; none of them, nor any unsigned answer, ever costs a stored token (refusal.ts);
  * - negative lifetimes mean "never expires" (token.ts);
  * - business calls are signed gateway calls carrying `app_auth_token`, and the answer
  *   must be verified over the raw text of its response node before it is used (api.ts).
