@@ -15,6 +15,7 @@ import { bindProvider } from '../../passport/bind.js';
 import type { OAuthKeeperStrategy } from '../../passport/strategy.js';
 import type { TokenSet } from '../../lib/token-set.js';
 import { CNBLOGS_DEFAULT_API_URL, CNBLOGS_DEFAULT_SCOPE, cnblogsIssuer, PROVIDER, validateCnblogsOptions, type CnblogsOptions } from './options.js';
+import { describeCnblogsAuthorizationError } from './authorization-error.js';
 import { fetchCnblogsProfile } from './profile.js';
 import { CnblogsRelyingParty } from './relying-party.js';
 
@@ -60,6 +61,8 @@ export function createCnblogsProvider(): ProviderDefinition<CnblogsOptions> {
       validateOptions: validateCnblogsOptions,
 
       authorizationURL: (options, context) => rp.authorizationURL(options, context),
+
+      describeAuthorizationError: describeCnblogsAuthorizationError,
 
       checkCallback(_options, params, facts) {
         logins.set(params, facts);
