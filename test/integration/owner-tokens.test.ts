@@ -40,6 +40,15 @@ async function ownerApp(extra: Parameters<typeof createTestApp>[0] = {}): Promis
   });
 }
 
+/** The same user logging in from two browsers, one after the other. */
+async function twoBrowsers(t: TestApp): Promise<[Agent, Agent]> {
+  const a = t.agent();
+  const b = t.agent();
+  await login(a);
+  await login(b);
+  return [a, b];
+}
+
 async function tokenOf(agent: Agent): Promise<string> {
   const res = await agent.get('/token').set('accept', 'application/json').expect(200);
   return res.body.token as string;
@@ -59,10 +68,7 @@ describe('token sets bound to an owner the app chooses', () => {
   });
 
   it('the same user logging in from two browsers sees one token set, refreshed once for both', async () => {
-    const a = t.agent();
-    const b = t.agent();
-    await login(a);
-    await login(b);
+    const [a, b] = await twoBrowsers(t);
     // Both sessions hold the owner id only (never a token), and it is the user's.
     expect(await t.ownerOf(a)).toBe('u:user-1001');
     expect(await t.ownerOf(b)).toBe('u:user-1001');
@@ -79,10 +85,7 @@ describe('token sets bound to an owner the app chooses', () => {
   });
 
   it('a logout ends the session but keeps the owner\'s tokens: the other browser and keeper.forOwner() go on', async () => {
-    const a = t.agent();
-    const b = t.agent();
-    await login(a);
-    await login(b);
+    const [a, b] = await twoBrowsers(t);
     await a.post('/logout').expect(204);
     await a.get('/token').set('accept', 'application/json').expect(401);
     expect(await tokenOf(b)).toBeTruthy();
@@ -93,10 +96,7 @@ describe('token sets bound to an owner the app chooses', () => {
   });
 
   it('logout({ disconnect: true }) revokes and removes the owner\'s tokens for every browser and worker', async () => {
-    const a = t.agent();
-    const b = t.agent();
-    await login(a);
-    await login(b);
+    const [a, b] = await twoBrowsers(t);
     await a.post('/logout-all').expect(204);
     expect(t.sandbox.engine.counters.revoke).toBe(1);
     await b.get('/token').set('accept', 'application/json').expect(401);

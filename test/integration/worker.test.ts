@@ -131,6 +131,23 @@ describe('background use: a worker process acts for the owner with the web app\'
     expect((await get<{ refreshes: number }>(`${app.url}/events`)).refreshes).toBe(0);
   });
 
+  it('token sets a session held before the app knew its user move to the user once the owner option names one', async () => {
+    const [app, worker] = await Promise.all([start('owner-app'), start('worker')]);
+    const browser = new CookieClient();
+    // Connected before the app's own sign-in: the owner option returns undefined, the session owns the set.
+    const start0 = await browser.fetch(`${app.url}/auth/di`);
+    const callback = new URL((await fetch(start0.headers.get('location')!, { redirect: 'manual' })).headers.get('location')!);
+    expect((await browser.fetch(`${app.url}${callback.pathname}${callback.search}`)).status).toBe(303);
+    const sessionOwned = (await redis.keys(`${prefix}tok:*`)).filter((k) => !k.includes('{u:'));
+    expect(sessionOwned).toHaveLength(1);
+
+    await connect(browser, app, 'carol', ['cnblogs']);
+    const connections = await get<Array<{ provider: string }>>(`${worker.url}/connections?owner=carol`);
+    expect(connections.map((c) => c.provider)).toEqual(['di', 'cnblogs']);
+    expect(await redis.exists(sessionOwned[0]!)).toBe(0);
+    expect((await get<Record<string, Sample>>(`${worker.url}/run?owner=carol&providers=di,cnblogs`)).di).toEqual({ status: 200, user: expect.any(String) });
+  });
+
   it('a worker and two app instances rotating the same owner\'s refresh token at the same moment make one refresh, with reuse detection on', async () => {
     const [appA, appB, worker] = await Promise.all([start('owner-app'), start('owner-app'), start('worker')]);
     const first = new CookieClient();
