@@ -104,7 +104,7 @@ if (p) {
 }
 const st = results.storm;
 if (st) {
-  summary.push(['4', `refresh storm: ${mode.stormRequests} requests over ${mode.stormInstances} instances on an expired session; refreshes per storm, p99 latency vs a fresh token`, `fresh token: p50 ${fixed(st.p50[0], 0)} ms, p99 ${fixed(st.p99[0], 0)} ms`, `refreshes: ${st.refreshCounts.join(', ')}; p50 ${fixed(st.p50[1], 0)} ms, p99 ${fixed(st.p99[1], 0)} ms`, `p99 ${ratioText(st.ratio)}`, '', `exactly 1: ${met(st.exactlyOne)}`, command('storm')]);
+  summary.push(['4', `refresh storm: ${mode.stormRequests} requests over ${mode.stormInstances} instances on an expired session; refreshes per storm, p99 latency vs a fresh token`, `fresh token: p50 ${fixed(st.p50[0], 0)} ms, p99 ${fixed(st.p99[0], 0)} ms`, `refreshes: ${st.refreshCounts.join(', ')}; p50 ${fixed(st.p50[1], 0)} ms, p99 ${fixed(st.p99[1], 0)} ms; non-2xx: ${st.failures.expired} (fresh-token storms: ${st.failures.fresh})`, `p99 ${ratioText(st.ratio)}`, '', `exactly 1: ${met(st.exactlyOne)}`, command('storm')]);
 }
 const sc = results.scale;
 if (sc) {

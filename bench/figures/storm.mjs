@@ -32,10 +32,10 @@ export async function stormFigure(mode, log) {
           if (ok === null) throw new Error('could not expire the token set');
         }
         const before = (await sandbox.counters()).refresh;
-        const { latencies, statuses } = await burst(urls, headers);
+        const { latencies, statuses, errors } = await burst(urls, headers);
         const refreshes = (await sandbox.counters()).refresh - before;
-        runs[which].push({ refreshes, p50: pct(latencies, 50), p99: pct(latencies, 99), max: latencies.at(-1), statuses });
-        log(`  storm ${s + 1}/${mode.storms} ${which.padEnd(8)} ${refreshes} refresh(es), p50 ${fixed(pct(latencies, 50), 0)} ms, p99 ${fixed(pct(latencies, 99), 0)} ms, statuses ${JSON.stringify(statuses)}`);
+        runs[which].push({ refreshes, p50: pct(latencies, 50), p99: pct(latencies, 99), max: latencies.at(-1), statuses, errors });
+        log(`  storm ${s + 1}/${mode.storms} ${which.padEnd(8)} ${refreshes} refresh(es), p50 ${fixed(pct(latencies, 50), 0)} ms, p99 ${fixed(pct(latencies, 99), 0)} ms, statuses ${JSON.stringify(statuses)}${Object.keys(errors).length ? ` ${JSON.stringify(errors)}` : ''}`);
       }
     }
     const refreshCounts = runs.expired.map((r) => r.refreshes);
@@ -44,14 +44,17 @@ export async function stormFigure(mode, log) {
       const [lo, hi] = spread(list.map((r) => r[k]));
       return `${fixed(median(list.map((r) => r[k])), 0)} (${fixed(lo, 0)}–${fixed(hi, 0)})`;
     };
-    const statusText = (list) => {
+    const sum = (list, field) => {
       const all = {};
-      for (const r of list) for (const [k, v] of Object.entries(r.statuses)) all[k] = (all[k] ?? 0) + v;
-      return Object.entries(all).map(([k, v]) => `${k}: ${v}`).join(', ');
+      for (const r of list) for (const [k, v] of Object.entries(r[field])) all[k] = (all[k] ?? 0) + v;
+      return all;
     };
+    const statusText = (list) => Object.entries(sum(list, 'statuses')).map(([k, v]) => `${k}: ${v}`).join(', ');
+    const errorText = (list) => Object.entries(sum(list, 'errors')).map(([k, v]) => `${v} × ${k}`).join(', ') || 'none';
     return {
       refreshCounts,
       exactlyOne: refreshCounts.every((c) => c === 1),
+      failures: { fresh: errorText(runs.fresh), expired: errorText(runs.expired) },
       p50: [m(runs.fresh, 'p50'), m(runs.expired, 'p50')],
       p99: [m(runs.fresh, 'p99'), m(runs.expired, 'p99')],
       ratio: runs.expired.map((r, i) => r.p99 / runs.fresh[i].p99),
@@ -59,10 +62,10 @@ export async function stormFigure(mode, log) {
         `${n} oauth-keeper instances (child processes, all on the server core) sharing one Redis and the sandbox; ${mode.stormRequests} requests of one session, spread round-robin over the instances, all sent at once; ${mode.storms} storms on an expired token interleaved with ${mode.storms} on a fresh one. The sandbox rotates refresh tokens and treats a reused one as theft (it revokes the family), so a second refresh would show up as failures.`,
         '',
         table(
-          ['token', 'refreshes per storm', 'p50 ms', 'p99 ms', 'max ms', 'statuses'],
+          ['token', 'refreshes per storm', 'p50 ms', 'p99 ms', 'max ms', 'statuses (all storms)', 'non-2xx answers'],
           [
-            ['fresh', runs.fresh.map((r) => r.refreshes).join(', '), rng(runs.fresh, 'p50'), rng(runs.fresh, 'p99'), rng(runs.fresh, 'max'), statusText(runs.fresh)],
-            ['expired', refreshCounts.join(', '), rng(runs.expired, 'p50'), rng(runs.expired, 'p99'), rng(runs.expired, 'max'), statusText(runs.expired)],
+            ['fresh', runs.fresh.map((r) => r.refreshes).join(', '), rng(runs.fresh, 'p50'), rng(runs.fresh, 'p99'), rng(runs.fresh, 'max'), statusText(runs.fresh), errorText(runs.fresh)],
+            ['expired', refreshCounts.join(', '), rng(runs.expired, 'p50'), rng(runs.expired, 'p99'), rng(runs.expired, 'max'), statusText(runs.expired), errorText(runs.expired)],
           ],
         ),
       ].join('\n'),

@@ -120,18 +120,28 @@ export function pct(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-/** `urls` requested all at once: { latencies (sorted, ms), statuses } */
+/** `urls` requested all at once: { latencies (sorted, ms), statuses, errors (code of each non-2xx answer → count) } */
 export async function burst(urls, headers) {
   const latencies = new Array(urls.length);
   const statuses = {};
+  const errors = {};
   await Promise.all(
     urls.map(async (url, i) => {
       const t = performance.now();
-      const res = await get(url, { headers, discard: true }).catch((error) => ({ status: error.code ?? 'error' }));
+      const res = await get(url, { headers }).catch((error) => ({ status: error.code ?? 'error', body: '' }));
       latencies[i] = performance.now() - t;
       statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+      if (!(res.status >= 200 && res.status < 300)) {
+        let code = String(res.status);
+        try {
+          code = `${res.status} ${JSON.parse(res.body).error ?? ''}`.trim();
+        } catch {
+          // not JSON
+        }
+        errors[code] = (errors[code] ?? 0) + 1;
+      }
     }),
   );
   latencies.sort((a, b) => a - b);
-  return { latencies, statuses };
+  return { latencies, statuses, errors };
 }
