@@ -34,6 +34,7 @@ describe.each(['REDIS_URL', 'REDIS_CLUSTER_NODES'] as const)('the example app wi
       DI_CLIENT_ID: 'sandbox-client',
       DI_CLIENT_SECRET: 'sandbox-secret',
       DI_BASE_URL: sandbox.url,
+      JOB_INTERVAL_SECONDS: '3600', // the background job's API calls would add to the counted ones
     };
     const a = await startApp(env);
     const b = await startApp(env);
