@@ -19,7 +19,7 @@ import { TRANSPORT_END, TRANSPORT_MODES, TRANSPORT_START, transportFigure } from
 
 const MODES = {
   quick: {
-    load: { rounds: 2, seconds: 1, warmup: 1 },
+    load: { rounds: 2, seconds: 1, warmup: 0.5 },
     streamBytes: 256 * 1048576,
     streamRounds: 1,
     stormInstances: 8,

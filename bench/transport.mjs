@@ -19,7 +19,7 @@ export const TRANSPORTS = [
 ];
 
 export const TRANSPORT_MODES = {
-  quick: { rounds: 2, seconds: 1, warmup: 1 },
+  quick: { rounds: 2, seconds: 1, warmup: 0.5 },
   full: { rounds: 5, seconds: 2, warmup: 1 },
 };
 
