@@ -18,8 +18,8 @@ export interface ProviderOptions {
   timeoutMs?: number;
   /**
    * The `fetch` every call to the provider is made with — token, revocation, userinfo,
-   * discovery, the sop gateway — instead of the global one: a proxy agent, tracing, a test
-   * double. (The API proxy and jose's JWKS download use their own transports.)
+   * discovery, the signing keys (JWKS), the sop gateway — instead of the global one: a proxy
+   * agent, tracing, a test double. (The API proxy streams over its own `node:http` transport.)
    */
   fetch?: FetchLike;
 }

@@ -45,7 +45,15 @@ const CASES: Array<[string, () => Promise<RunningSandbox>, (s: RunningSandbox, f
     'cnblogs',
     () => startCnblogsSandbox({ autoApprove: true }),
     (s, fetch) => new CnblogsStrategy({ ...client, callbackURL: '/auth/cnblogs/callback', responseType: 'code', issuer: s.url, apiURL: `${s.url}/api`, scope: 'openid profile CnBlogsApi offline_access', fetch }),
-    ['/.well-known/openid-configuration', '/connect/token authorization_code', '/connect/userinfo', '/connect/token refresh_token', '/connect/revocation'],
+    // The signing keys (JWKS) too: every byte from the provider goes through the one HTTP layer.
+    [
+      '/.well-known/openid-configuration',
+      '/.well-known/openid-configuration/jwks',
+      '/connect/token authorization_code',
+      '/connect/userinfo',
+      '/connect/token refresh_token',
+      '/connect/revocation',
+    ],
   ],
   [
     'sop',
