@@ -15,7 +15,7 @@ export type { OAuth2SandboxOptions } from './oauth2.js';
 export { startDiSandbox } from './di/index.js';
 export type { DiSandbox, DiSandboxOptions, DiWireSettings, DiRecordedRequest, DiCounters } from './di/index.js';
 export { startSopSandbox } from './sop.js';
-export type { SopSandboxOptions, SopSandboxApp, SopSandboxSettings, SopGatewayCounters, RunningSopSandbox } from './sop.js';
+export type { SopSandboxOptions, SopSandboxApp, SopSandboxSettings, SopGatewayCounters, SopGatewayFault, RunningSopSandbox } from './sop.js';
 export { startCnblogsSandbox } from './cnblogs/index.js';
 export type {
   CnblogsSandbox,
