@@ -4,9 +4,10 @@
  * through the keeper's HTTP layer ({@link httpRequest}: the strategy's `fetch`, its timeout,
  * a size cap).
  */
-import * as oidc from 'openid-client';
+import type * as OpenidClient from 'openid-client';
 import { ErrorCodes, OAuthKeeperError } from '../../errors.js';
 import { httpOptionsOf, httpRequest, isRecord, parseJson, TransportError, type FetchLike, type HttpOptions } from '../../lib/http.js';
+import { openidClient } from './openid-client.js';
 import { cnblogsIssuer, PROVIDER, type CnblogsOptions } from './options.js';
 
 /** The parts of the discovery document this provider uses. */
@@ -39,8 +40,8 @@ function endpoint(issuer: string, doc: Record<string, unknown>, key: string, fal
   return value;
 }
 
-/** A `fetch` for openid-client that goes through the keeper's HTTP layer and reports what it saw. */
-export type KeeperFetch = oidc.CustomFetch;
+/** @internal A `fetch` for openid-client that goes through the keeper's HTTP layer and reports what it saw. */
+export type KeeperFetch = OpenidClient.CustomFetch;
 
 /** The request body openid-client hands its fetch, as the text our HTTP layer sends. */
 function bodyText(body: unknown): string | undefined {
@@ -50,7 +51,7 @@ function bodyText(body: unknown): string | undefined {
   throw new TypeError('oauth-keeper: unexpected request body type for a cnblogs call');
 }
 
-/** What a caller of {@link keeperFetch} may watch, and refuse, of each request. */
+/** @internal What a caller of {@link keeperFetch} may watch, and refuse, of each request. */
 export interface FetchObserver {
   request?(request: { url: string; method: string }): void;
   /** The error to throw instead of a transport failure. */
@@ -59,7 +60,7 @@ export interface FetchObserver {
   response?(request: { url: string; method: string }, response: { status: number; text: string; headers: Headers }): void;
 }
 
-/** openid-client's `customFetch`, over {@link httpRequest}. */
+/** @internal openid-client's `customFetch`, over {@link httpRequest}. */
 export function keeperFetch(http: HttpOptions, observer: FetchObserver = {}): KeeperFetch {
   return async (url, init) => {
     const request = { url, method: init.method === 'POST' ? 'POST' : 'GET' } as const;
@@ -78,10 +79,10 @@ export function keeperFetch(http: HttpOptions, observer: FetchObserver = {}): Ke
   };
 }
 
-/** What one discovery yields: the checked metadata, and the server metadata openid-client works from. */
+/** @internal What one discovery yields: the checked metadata, and the server metadata openid-client works from. */
 export interface Discovered {
   metadata: CnblogsMetadata;
-  server: oidc.ServerMetadata;
+  server: OpenidClient.ServerMetadata;
   /** Plain http (a loopback sandbox): openid-client must be told to allow it. */
   insecure: boolean;
 }
@@ -93,10 +94,11 @@ function cause<T>(error: unknown, type: abstract new (...args: never[]) => T): T
   return undefined;
 }
 
-/** Reads and checks an issuer's discovery document with openid-client. */
+/** @internal Reads and checks an issuer's discovery document with openid-client. */
 export async function discover(issuer: string, clientID: string, transport: HttpOptions): Promise<Discovered> {
   const insecure = issuer.startsWith('http:');
-  let server: oidc.ServerMetadata;
+  const oidc = await openidClient();
+  let server: OpenidClient.ServerMetadata;
   try {
     const config = await oidc.discovery(new URL(issuer), clientID, undefined, undefined, {
       [oidc.customFetch]: keeperFetch(transport),
@@ -157,6 +159,7 @@ const JWKS_MAX_AGE_S = 300;
 const JWKS_UNKNOWN_KID_AGE_S = 60;
 
 /**
+ * @internal
  * The issuer's key set, shared by every openid-client operation of this definition. The
  * first download is ours (one request for concurrent logins); openid-client downloads again
  * for an unknown `kid` (key rotation) only when `jwksCooldownSeconds` allows it, which we
@@ -211,6 +214,7 @@ export class JwksMemo {
   }
 }
 
+/** @internal */
 export function jwksUnavailable(cause: unknown, status?: number): OAuthKeeperError {
   return new OAuthKeeperError(
     ErrorCodes.PROVIDER_ERROR,
@@ -220,6 +224,7 @@ export function jwksUnavailable(cause: unknown, status?: number): OAuthKeeperErr
 }
 
 /**
+ * @internal
  * Discovery and keys, cached per issuer. The discovery is cached as its in-flight promise
  * (concurrent logins share one request) and evicted when it fails.
  */

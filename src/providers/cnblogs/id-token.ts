@@ -6,8 +6,7 @@
  * its refreshes).
  */
 import { createHash } from 'node:crypto';
-import * as oidc from 'openid-client';
-import { decodeJwt, decodeProtectedHeader, type JWTPayload } from 'jose';
+import type { ClientError } from 'openid-client';
 import { ErrorCodes, OAuthKeeperError, type ErrorCode } from '../../errors.js';
 import { PROVIDER, type CnblogsOptions } from './options.js';
 
@@ -33,6 +32,7 @@ const FAILURE_TEXT: Record<string, string> = {
   [ErrorCodes.ID_TOKEN_CODE_HASH_MISMATCH]: 'its c_hash does not match the authorization code it came with',
 };
 
+/** @internal */
 export function idTokenError(code: ErrorCode, channel: IdTokenChannel, why?: string, cause?: unknown): OAuthKeeperError {
   const reason = why ?? FAILURE_TEXT[code] ?? 'it is not a valid id_token';
   // A bad callback is the request's fault (400); a bad answer from the token endpoint is the provider's (502).
@@ -60,10 +60,11 @@ const CLAIM_CODES: Record<string, ErrorCode> = {
 };
 
 /**
+ * @internal
  * An openid-client id_token failure as our typed error, or `undefined` when the failure is
  * not about an id_token. Messages never carry the token.
  */
-export function idTokenFailure(error: oidc.ClientError, channel: IdTokenChannel): OAuthKeeperError | undefined {
+export function idTokenFailure(error: ClientError, channel: IdTokenChannel): OAuthKeeperError | undefined {
   const failure = error.cause instanceof Error ? error.cause : error;
   const message = failure.message;
   switch (error.code) {
@@ -97,7 +98,20 @@ export function idTokenFailure(error: oidc.ClientError, channel: IdTokenChannel)
   }
 }
 
+/** The JSON object of a JWS's header (0) or payload (1), read without verifying anything; `undefined` when unreadable. */
+function jwtPart(jws: string, index: 0 | 1): Record<string, unknown> | undefined {
+  const part = jws.split('.')[index];
+  if (part === undefined || !/^[\w-]+$/.test(part)) return undefined;
+  try {
+    const value: unknown = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
+ * @internal
  * The checks beyond openid-client's, on an id_token it has already verified: `iat` not in the
  * future (beyond the clock tolerance), and `at_hash` / `c_hash` when present (openid-client checks
  * `c_hash` on the front channel only; a token response's id_token that carries one must match too).
@@ -107,15 +121,10 @@ export function checkIdTokenExtras(
   idToken: string,
   channel: IdTokenChannel,
   made: { accessToken?: string; code?: string } = {},
-): JWTPayload {
-  let payload: JWTPayload;
-  let header: { alg?: unknown };
-  try {
-    payload = decodeJwt(idToken);
-    header = decodeProtectedHeader(idToken);
-  } catch (error) {
-    throw idTokenError(ErrorCodes.ID_TOKEN_INVALID, channel, 'it is not a well-formed signed JWT', error);
-  }
+): Record<string, unknown> {
+  const header = jwtPart(idToken, 0);
+  const payload = jwtPart(idToken, 1);
+  if (!header || !payload) throw idTokenError(ErrorCodes.ID_TOKEN_INVALID, channel, 'it is not a well-formed signed JWT');
   const tolerance = options.clockToleranceSeconds ?? 60;
   if (typeof payload.iat !== 'number' || payload.iat > Date.now() / 1000 + tolerance) {
     throw idTokenError(ErrorCodes.ID_TOKEN_INVALID, channel, 'its iat (issued at) lies in the future beyond clockToleranceSeconds; check the clocks of this server and the provider');
@@ -130,13 +139,9 @@ export function checkIdTokenExtras(
   return payload;
 }
 
-/** The `sub` of an id_token, decoded without verification; `undefined` when absent or unreadable. */
+/** @internal The `sub` of an id_token, decoded without verification; `undefined` when absent or unreadable. */
 export function subjectOf(idToken: string | undefined): string | undefined {
   if (idToken === undefined) return undefined;
-  try {
-    const sub = decodeJwt(idToken).sub;
-    return typeof sub === 'string' ? sub : undefined;
-  } catch {
-    return undefined;
-  }
+  const sub = jwtPart(idToken, 1)?.['sub'];
+  return typeof sub === 'string' ? sub : undefined;
 }

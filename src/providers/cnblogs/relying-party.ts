@@ -5,7 +5,7 @@
  * request goes through, the token response's reading (typed errors, hostile values refused,
  * `invalid_grant` alone deleting tokens), and the error codes.
  */
-import * as oidc from 'openid-client';
+import type * as OpenidClient from 'openid-client';
 import { ErrorCodes, OAuthKeeperError } from '../../errors.js';
 import { httpOptionsOf, tokenTransportError, TransportError, type HttpOptions } from '../../lib/http.js';
 import type { TokenSet } from '../../lib/token-set.js';
@@ -13,6 +13,7 @@ import { readTokenResponse } from '../../provider/standard.js';
 import type { AuthorizationContext, Grant, TransactionFacts } from '../../provider/types.js';
 import { CnblogsMetadataCache, jwksUnavailable, keeperFetch, type Discovered, type JwksMemo } from './discovery.js';
 import { checkIdTokenExtras, idTokenError, idTokenFailure, subjectOf, type IdTokenChannel } from './id-token.js';
+import { openidClient, type Oidc } from './openid-client.js';
 import { cnblogsResponseMode, cnblogsResponseType, PROVIDER, type CnblogsOptions } from './options.js';
 
 type CodeGrant = Extract<Grant, { grantType: 'authorization_code' }>;
@@ -53,7 +54,7 @@ export class CnblogsRelyingParty {
 
   /** The authorization request, built by openid-client from the discovered endpoint. */
   async authorizationURL(options: CnblogsOptions, context: AuthorizationContext): Promise<URL> {
-    const { config } = await this.#operation(options);
+    const { oidc, config } = await this.#operation(options);
     const params: Record<string, string> = {
       response_type: cnblogsResponseType(options),
       scope: context.scope,
@@ -97,7 +98,7 @@ export class CnblogsRelyingParty {
     const op: Operation = { channel: 'callback', idTokenRequired: true };
     const run = await this.#operation(options, op, hybrid);
     try {
-      const result = await oidc.authorizationCodeGrant(
+      const result = await run.oidc.authorizationCodeGrant(
         run.config,
         callbackURL(grant, hybrid),
         {
@@ -116,7 +117,7 @@ export class CnblogsRelyingParty {
       }
       return { tokenSet, claims };
     } catch (error) {
-      throw this.#translate(error, op, options);
+      throw this.#translate(run.oidc, error, op, options);
     } finally {
       run.release();
     }
@@ -127,7 +128,7 @@ export class CnblogsRelyingParty {
     const op: Operation = { channel: 'refresh response', idTokenRequired: false };
     const run = await this.#operation(options, op);
     try {
-      await oidc.refreshTokenGrant(run.config, grant.refreshToken, { ...grant.extraParams, ...extraParams });
+      await run.oidc.refreshTokenGrant(run.config, grant.refreshToken, { ...grant.extraParams, ...extraParams });
       const tokenSet = this.#answer(op);
       if (tokenSet.idToken !== undefined) {
         const claims = checkIdTokenExtras(options, tokenSet.idToken, 'refresh response', { accessToken: tokenSet.accessToken });
@@ -138,7 +139,7 @@ export class CnblogsRelyingParty {
       }
       return tokenSet;
     } catch (error) {
-      throw this.#translate(error, op, options);
+      throw this.#translate(run.oidc, error, op, options);
     } finally {
       run.release();
     }
@@ -153,7 +154,8 @@ export class CnblogsRelyingParty {
    * One openid-client Configuration per operation (cheap: no network), so that its fetch can
    * tell this operation's requests apart; discovery and keys are shared through the cache.
    */
-  async #operation(options: CnblogsOptions, op?: Operation, hybrid = false): Promise<{ config: oidc.Configuration; release: () => void }> {
+  async #operation(options: CnblogsOptions, op?: Operation, hybrid = false): Promise<{ oidc: Oidc; config: OpenidClient.Configuration; release: () => void }> {
+    const oidc = await openidClient();
     const discovered = await this.cache.discovered(options);
     const http = httpOptionsOf(options);
     if (op) await discovered.jwks.ensure(http);
@@ -171,10 +173,10 @@ export class CnblogsRelyingParty {
     if (hybrid) oidc.useCodeIdTokenResponseType(config);
     const handed = discovered.jwks.forOperation(options.jwksCooldownSeconds ?? 30);
     if (handed) oidc.setJwksCache(config, handed);
-    return { config, release: () => discovered.jwks.adopt(oidc.getJwksCache(config), handed?.uat) };
+    return { oidc, config, release: () => discovered.jwks.adopt(oidc.getJwksCache(config), handed?.uat) };
   }
 
-  #fetch(options: CnblogsOptions, discovered: Discovered & { jwks: JwksMemo }, http: HttpOptions, op: Operation | undefined): oidc.CustomFetch {
+  #fetch(options: CnblogsOptions, discovered: Discovered & { jwks: JwksMemo }, http: HttpOptions, op: Operation | undefined): OpenidClient.CustomFetch {
     const name = options.name ?? PROVIDER;
     const isToken = (request: { url: string; method: string }) => request.method === 'POST' && sameEndpoint(request.url, discovered.metadata.tokenEndpoint);
     return keeperFetch(http, {
@@ -199,7 +201,7 @@ export class CnblogsRelyingParty {
     });
   }
 
-  #translate(error: unknown, op: Operation, options: CnblogsOptions): OAuthKeeperError {
+  #translate(oidc: Oidc, error: unknown, op: Operation, options: CnblogsOptions): OAuthKeeperError {
     const ours = found(error, OAuthKeeperError);
     if (ours) return ours;
     const transport = found(error, TransportError);

@@ -1,6 +1,6 @@
 /** The sandbox's signing keys, the JWKS publishing them, and the id_tokens signed with them (spoiled as `idTokenTamper` says). */
 import { createHash } from 'node:crypto';
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 'jose';
+import type { JWTPayload } from 'jose';
 import type { Grant } from '../engine.js';
 import { reply, withFault, type SandboxReply } from '../server.js';
 import { takeOidcFault, type CnblogsSandboxState, type SigningKey } from './options.js';
@@ -10,7 +10,11 @@ function halfHash(value: string): string {
   return digest.subarray(0, 16).toString('base64url');
 }
 
+// jose ships as an ES module only; loaded on first use, so that requiring the sandbox needs no require(esm).
+const jose = () => import('jose');
+
 export async function newSigningKey(): Promise<SigningKey> {
+  const { calculateJwkThumbprint, exportJWK, generateKeyPair } = await jose();
   const { publicKey, privateKey } = await generateKeyPair('RS256', { modulusLength: 2048 });
   const jwk = await exportJWK(publicKey);
   // IdentityServer's kids are upper-case hex certificate thumbprints; this one is derived from the key.
@@ -41,6 +45,7 @@ export async function issueIdToken(state: CnblogsSandboxState, grant: Grant, ext
   if (tamper === 'c_hash') claims['c_hash'] = halfHash(`${extra.code ?? ''}-another-code`);
   if (extra.accessToken !== undefined) claims['at_hash'] = halfHash(extra.accessToken);
   const key = state.keys[state.keys.length - 1]!;
+  const { SignJWT } = await jose();
   const jwt = await new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: key.kid, typ: 'JWT' }).sign(key.privateKey);
   if (tamper !== 'signature') return jwt;
   const [header, payload, signature] = jwt.split('.') as [string, string, string];

@@ -1,13 +1,14 @@
 /** The cnblogs sandbox's options, users and public types, and the state its endpoints share. */
 import type { Fault, SandboxClient, SandboxEngine, SandboxSettings, SandboxUser } from '../engine.js';
 import type { RunningSandbox, SandboxServerOptions } from '../server.js';
-import type { CryptoKey, JWK, KeyObject } from 'jose';
+// Node's own key types, so that these declarations need nothing from jose (an ES-module-only package).
+import type { JsonWebKey, KeyObject, webcrypto } from 'node:crypto';
 
 /** One of the sandbox's id_token signing keys, with the JWK it publishes. */
 export interface SigningKey {
   kid: string;
-  privateKey: CryptoKey | KeyObject;
-  publicJwk: JWK;
+  privateKey: webcrypto.CryptoKey | KeyObject;
+  publicJwk: JsonWebKey;
 }
 
 /** How the sandbox spoils the id_tokens it issues, to test that a client refuses them. */
