@@ -37,6 +37,8 @@ export interface RefreshBudget {
   readonly deadline: number;
   /** Set once this request has waited for a refresh cycle. */
   spent: boolean;
+  /** How that cycle failed, for whoever in the request asks again (its Retry-After). */
+  failure?: unknown;
 }
 
 /** Events a user can subscribe to on `keeper.events`. No event carries a token. */
@@ -153,7 +155,7 @@ export class RefreshCoordinator {
     if (budget?.spent) {
       // This request had its refresh cycle: a rejected token goes back as it is (the caller
       // passes the provider's answer on); an expired one is answered as unavailable.
-      return rejected === undefined ? this.#unavailable(stored.tokenSet, client.name, undefined, undefined) : stored.tokenSet;
+      return rejected === undefined ? this.#unavailable(stored.tokenSet, client.name, undefined, budget.failure) : stored.tokenSet;
     }
     const key = `${owner}\u0000${client.name}`;
     let flight = this.#inFlight.get(key);
@@ -172,6 +174,9 @@ export class RefreshCoordinator {
       const outcome = await Promise.race([flight, outOfTime]);
       if (outcome !== 'timeout') return outcome;
       return this.#unavailable(stored.tokenSet, client.name, rejected, undefined);
+    } catch (error) {
+      budget.failure = error instanceof OAuthKeeperError && error.code === ErrorCodes.REFRESH_UNAVAILABLE ? (error.cause ?? error) : error;
+      throw error;
     } finally {
       clearTimeout(timer);
     }
@@ -308,7 +313,9 @@ export class RefreshCoordinator {
     const retryAfter = cause instanceof OAuthKeeperError ? cause.retryAfter : undefined;
     throw new OAuthKeeperError(
       ErrorCodes.REFRESH_UNAVAILABLE,
-      `The ${provider} token has expired and could not be refreshed right now; try again shortly.`,
+      rejected === undefined
+        ? `The ${provider} token has expired and could not be refreshed right now; try again shortly.`
+        : `The ${provider} token was refused by the provider and could not be replaced right now; try again shortly.`,
       { provider, transient: true, retryAfter: retryAfter ?? this.retryAfterSeconds, ...(cause === undefined ? {} : { cause }) },
     );
   }

@@ -421,6 +421,35 @@ describe('RefreshCoordinator: transient failures', () => {
   });
 });
 
+describe('RefreshCoordinator: one cycle per request', () => {
+  it("a second call in the same request after a failed cycle answers with the provider's Retry-After, without another refresh", async () => {
+    const t = setup({ maxRetries: 0, maxRetryAfterMs: 2000, retryAfterSeconds: 5 });
+    await t.put(tokenSet('at-1', -1000));
+    t.script.push(transientFailure({ retryAfter: 30 }), tokenSet('never-reached', MINUTE));
+    const request = {};
+
+    const first = t.coordinator.forRequest(request, OWNER, t.client);
+    await expect(first).rejects.toMatchObject({ code: ErrorCodes.REFRESH_UNAVAILABLE, retryAfter: 30 });
+    // The proxy or req.oauthFetch of the same request asks again: no second cycle, the same advice.
+    const second = t.coordinator.forRequest(request, OWNER, t.client);
+    await expect(second).rejects.toMatchObject({ code: ErrorCodes.REFRESH_UNAVAILABLE, retryAfter: 30 });
+    expect(t.grants).toHaveLength(1);
+    // A new request gets a cycle of its own.
+    await expect(t.coordinator.forRequest({}, OWNER, t.client)).resolves.toMatchObject({ accessToken: 'never-reached' });
+    expect(t.grants).toHaveLength(2);
+  });
+
+  it('a token the provider refused and that could not be replaced says so, not that it expired', async () => {
+    const t = setup({ maxRetries: 0 });
+    await t.put(tokenSet('at-1', null));
+    t.script.push(transientFailure());
+    const error = await t.coordinator.getFresh(OWNER, t.client, 'at-1').catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: ErrorCodes.REFRESH_UNAVAILABLE, retryAfter: 5 });
+    expect((error as Error).message).toMatch(/refused by the provider and could not be replaced/);
+    expect(await t.stored()).toMatchObject({ accessToken: 'at-1' });
+  });
+});
+
 describe('RefreshCoordinator: permanent failures', () => {
   it('grantInvalid: the set is deleted and REAUTHORIZATION_REQUIRED names the OAuth error', async () => {
     const t = setup({ maxRetries: 3 });
