@@ -29,7 +29,7 @@ const MODES = {
     transport: TRANSPORT_MODES.quick,
   },
   full: {
-    load: { rounds: 6, seconds: 3, warmup: 2 },
+    load: { rounds: 10, seconds: 2, warmup: 2 },
     streamBytes: 1024 * 1048576,
     streamRounds: 3,
     stormInstances: 8,
@@ -95,7 +95,7 @@ const p = results.proxy;
 if (p) {
   for (const [size, label] of [['1k', '1 KiB'], ['1m', '1 MiB']]) {
     const r = p.sizes[size];
-    summary.push(['2', `proxy, ${label} answers, req/s, vs http-proxy-middleware 3 + keep-alive agent (guard + proxy; keeper Redis commands/req: ${r.redis[1]})`, int(r.rps[0]), int(r.rps[1]), ratioText(r.ratio), cpuCell(r.cpu, r.cpuRatio), `≥ 1.10: ${met(median(r.ratio) >= 1.1)}`, command('proxy')]);
+    summary.push(['2', `proxy, ${label} answers, req/s, vs http-proxy-middleware 3 + keep-alive agent (guard + proxy; Redis commands/req: hpm ${r.redis[0]}, keeper ${r.redis[1]}; new upstream connections/req: hpm ${fixed(r.conns[0], 2)}, keeper ${fixed(r.conns[1], 2)})`, int(r.rps[0]), int(r.rps[1]), ratioText(r.ratio), cpuCell(r.cpu, r.cpuRatio), `≥ 1.10: ${met(median(r.ratio) >= 1.1)}`, command('proxy')]);
   }
   if (p.stream) {
     const s = p.stream;

@@ -17,12 +17,13 @@ export async function proxyFigure(mode, log) {
     const keeper = await startApp('keeper', { sandbox, upstream });
     apps.push(hpm, keeper);
     const result = { sizes: {} };
+    const probes = { upstreamConnections: () => upstream.connections() };
     const sections = [];
     for (const [size, connections] of [['1k', 32], ['1m', 8]]) {
       log(` ${size} answers`);
       const variants = [
-        { name: 'hpm', app: hpm, url: `${hpm.url}/api/${size}`, headers: { cookie: hpm.cookie }, connections },
-        { name: 'keeper', app: keeper, url: `${keeper.url}/api/${size}`, headers: { cookie: keeper.cookie }, connections },
+        { name: 'hpm', app: hpm, url: `${hpm.url}/api/${size}`, headers: { cookie: hpm.cookie }, connections, probes },
+        { name: 'keeper', app: keeper, url: `${keeper.url}/api/${size}`, headers: { cookie: keeper.cookie }, connections, probes },
       ];
       const out = await interleave(variants, { ...mode.load, log });
       const r = (result.sizes[size] = {
@@ -33,20 +34,21 @@ export async function proxyFigure(mode, log) {
         redis: [redisText(out.get('hpm').redis), redisText(out.get('keeper').redis)],
         p99: [median(out.get('hpm').p99), median(out.get('keeper').p99)],
         bad: [out.get('hpm').bad, out.get('keeper').bad],
+        conns: [median(out.get('hpm').probes.upstreamConnections), median(out.get('keeper').probes.upstreamConnections)],
       });
       sections.push(
         table(
-          ['answer', 'server', 'req/s', 'server CPU µs/req', 'p99 ms', 'Redis commands/req', 'non-2xx'],
+          ['answer', 'server', 'req/s', 'server CPU µs/req', 'p99 ms', 'Redis commands/req', 'new upstream connections/req', 'non-2xx'],
           [
-            [size === '1k' ? '1 KiB' : '1 MiB', `http-proxy-middleware 3, keep-alive agent (${connections} connections)`, int(r.rps[0]), int(r.cpu[0]), fixed(r.p99[0], 0), r.redis[0], String(r.bad[0])],
-            ['', 'oauth-keeper guard + proxy', int(r.rps[1]), int(r.cpu[1]), fixed(r.p99[1], 0), r.redis[1], String(r.bad[1])],
-            ['', '**ratio** keeper ÷ hpm', ratioText(r.ratio), ratioText(r.cpuRatio), '', '', ''],
+            [size === '1k' ? '1 KiB' : '1 MiB', `http-proxy-middleware 3, keep-alive agent (${connections} connections)`, int(r.rps[0]), int(r.cpu[0]), fixed(r.p99[0], 0), r.redis[0], fixed(r.conns[0], 2), String(r.bad[0])],
+            ['', 'oauth-keeper guard + proxy', int(r.rps[1]), int(r.cpu[1]), fixed(r.p99[1], 0), r.redis[1], fixed(r.conns[1], 2), String(r.bad[1])],
+            ['', '**ratio** keeper ÷ hpm', ratioText(r.ratio), ratioText(r.cpuRatio), '', '', '', ''],
           ],
         ),
       );
     }
     result.markdown = [
-      `${mode.load.rounds} interleaved rounds of ${mode.load.seconds} s per server; the upstream (a node:http server on the load core) checks that a Bearer token came with each request. Both apps run express-session + connect-redis + passport; http-proxy-middleware gets the Bearer from the session (the passport-oauth2 way), oauth-keeper from its token store.`,
+      `${mode.load.rounds} interleaved rounds of ${mode.load.seconds} s per server; the upstream (a node:http server on the load core) checks that a Bearer token came with each request and counts the TCP connections it accepts (new upstream connections per request: 0 means the proxy reuses kept-alive connections, 1 means one connection per request). Both apps run express-session + connect-redis + passport; http-proxy-middleware gets the Bearer from the session (the passport-oauth2 way), oauth-keeper from its token store.`,
       '',
       sections.join('\n\n'),
     ].join('\n');

@@ -23,7 +23,7 @@ export async function startSandbox(settings = {}) {
 
 export async function startUpstream() {
   const proc = await spawnNode(SERVERS.upstream, { kind: 'upstream' }, { core: placement.loadCore });
-  return { ...proc, url: proc.info.url };
+  return { ...proc, url: proc.info.url, connections: () => proc.ask('connections') };
 }
 
 /**

@@ -17,11 +17,12 @@ export async function settle(app, limitMs = 5000) {
 }
 
 /**
- * variants: [{ name, app: { cpu(), redis? }, url, headers?, connections? }]
- * returns Map name -> { rps[], cpu[] (µs/request), p50[], p99[], redis[] ({cmd: per request}), bad }
+ * variants: [{ name, app: { cpu(), requests(), redis? }, url, headers?, connections?, probes? }]
+ * probes: { name: async () => counter } read around each run, kept per request served.
+ * returns Map name -> { rps[], cpu[] (µs/request), p50[], p99[], redis[] ({cmd: per request}), probes, bad }
  */
 export async function interleave(variants, { rounds, seconds, warmup, connections = 32, countRedis = true, log = () => undefined }) {
-  const out = new Map(variants.map((v) => [v.name, { rps: [], cpu: [], p50: [], p99: [], redis: [], bad: 0, requests: 0 }]));
+  const out = new Map(variants.map((v) => [v.name, { rps: [], cpu: [], p50: [], p99: [], redis: [], probes: {}, bad: 0, requests: 0 }]));
   for (const v of variants) {
     if (warmup > 0) await cannon({ url: v.url, seconds: warmup, connections: v.connections ?? connections, headers: v.headers });
   }
@@ -29,6 +30,7 @@ export async function interleave(variants, { rounds, seconds, warmup, connection
     for (const v of rotate(variants, r)) {
       const redis = countRedis && v.app.redis && !v.sharedRedis ? v.app.redis : null;
       const s0 = redis ? await redis.commandStats() : null;
+      const p0 = await readProbes(v.probes);
       const n0 = await settle(v.app);
       const c0 = v.app.cpu();
       const res = await cannon({ url: v.url, seconds, connections: v.connections ?? connections, headers: v.headers });
@@ -36,6 +38,7 @@ export async function interleave(variants, { rounds, seconds, warmup, connection
       const c1 = v.app.cpu();
       const s1 = redis ? await redis.commandStats() : null;
       const served = n1.started - n0.started;
+      const p1 = await readProbes(v.probes);
       const o = out.get(v.name);
       o.rps.push(res.rps);
       o.cpu.push(served ? (c1 - c0) / served : NaN);
@@ -43,6 +46,7 @@ export async function interleave(variants, { rounds, seconds, warmup, connection
       o.p99.push(res.p99);
       o.bad += res.non2xx + res.errors;
       o.requests += res.requests;
+      for (const [name, value] of Object.entries(p1)) (o.probes[name] ??= []).push((value - p0[name]) / served);
       if (redis) {
         const d = statsDelta(s0, s1);
         o.redis.push(Object.fromEntries(Object.entries(d).map(([k, n]) => [k, n / served])));
@@ -50,6 +54,12 @@ export async function interleave(variants, { rounds, seconds, warmup, connection
       log(`  round ${r + 1}/${rounds} ${v.name.padEnd(28)} ${Math.round(res.rps).toString().padStart(6)} req/s  ${((c1 - c0) / served).toFixed(0).padStart(5)} µs CPU/req${res.non2xx + res.errors ? `  (${res.non2xx} non-2xx, ${res.errors} errors)` : ''}`);
     }
   }
+  return out;
+}
+
+async function readProbes(probes = {}) {
+  const out = {};
+  for (const [name, fn] of Object.entries(probes)) out[name] = await fn();
   return out;
 }
 

@@ -3,7 +3,7 @@
 //   /api/stream?bytes=N         N bytes in 64 KiB chunks, with backpressure (Bearer required)
 //   /plain/1k, /plain/1m        the same bodies without the credential check (transport figure)
 import http from 'node:http';
-import { config, failed, listen, ready } from './child.mjs';
+import { answer, config, failed, listen, ready } from './child.mjs';
 
 const bodies = { '1k': Buffer.alloc(1024, 'k'), '1m': Buffer.alloc(1024 * 1024, 'm') };
 const chunk = Buffer.alloc(64 * 1024, 's');
@@ -37,6 +37,11 @@ const server = http.createServer((req, res) => {
   res.writeHead(404).end();
 });
 server.keepAliveTimeout = 60_000;
+let connections = 0;
+server.on('connection', () => {
+  connections += 1;
+});
+answer('connections', () => connections);
 
 try {
   const port = await listen(server);
