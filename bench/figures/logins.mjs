@@ -59,7 +59,7 @@ export async function loginsFigure(mode, log) {
       cpu: [median(p.cpu), median(k.cpu)],
       cpuRatio,
       markdown: [
-        `${concurrency} logins in flight, each a new browser (cookie jar) following the redirects: app → sandbox /authorize (auto-approved) → app callback (code exchange at the sandbox's /token, session regenerated and saved) → /me. ${mode.load.rounds} interleaved rounds of ${mode.load.seconds} s. Neither app fetches a user profile (sandbox calls per login show it: `token` counts every call of the token endpoint, `authorizationCode` the code grants among them). Redis commands include those run inside Lua scripts. The sandbox runs on the load core, so both are partly bound by it; CPU per login is the app server's own.`,
+        `${concurrency} logins in flight, each a new browser (cookie jar) following the redirects: app → sandbox /authorize (auto-approved) → app callback (code exchange at the sandbox's /token, session regenerated and saved) → /me. ${mode.load.rounds} interleaved rounds of ${mode.load.seconds} s. Neither app fetches a user profile (sandbox calls per login show it: \`token\` counts every call of the token endpoint, \`authorizationCode\` the code grants among them). Redis commands include those run inside Lua scripts. The sandbox runs on the load core, so both are partly bound by it; CPU per login is the app server's own.`,
         '',
         table(
           ['app', 'logins/s', 'server CPU µs/login', 'p99 ms per login', 'Redis commands/login', 'sandbox calls/login', 'failed'],
