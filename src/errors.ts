@@ -34,6 +34,8 @@ export const ErrorCodes = Object.freeze({
   API_REQUEST_INVALID: 'OAUTH_KEEPER_API_REQUEST_INVALID',
   API_UPSTREAM_FAILED: 'OAUTH_KEEPER_API_UPSTREAM_FAILED',
   API_UPSTREAM_TIMEOUT: 'OAUTH_KEEPER_API_UPSTREAM_TIMEOUT',
+  /** Something threw that oauth-keeper did not expect (a bug, or an app hook's own error); see `cause`. */
+  INTERNAL_ERROR: 'OAUTH_KEEPER_INTERNAL_ERROR',
 } as const);
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -69,6 +71,7 @@ const DEFAULT_STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.SESSION_COOKIE_MISSING]: 400,
   [ErrorCodes.CALLBACK_INVALID]: 400,
   [ErrorCodes.PROVIDER_ERROR]: 502,
+  [ErrorCodes.INTERNAL_ERROR]: 500,
   [ErrorCodes.VERIFY_FAILED]: 500,
   [ErrorCodes.TOKEN_ENDPOINT_FAILED]: 502,
   [ErrorCodes.TOKEN_RESPONSE_MALFORMED]: 502,

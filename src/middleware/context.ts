@@ -22,6 +22,8 @@ export interface PassportLike {
 export interface KeeperLogger {
   debug?(message: string, fields?: Record<string, unknown>): void;
   warn?(message: string, fields?: Record<string, unknown>): void;
+  /** Unexpected errors (a bug, a hook that threw, a store fault), with their cause; `warn` when absent. */
+  error?(message: string, fields?: Record<string, unknown>): void;
 }
 
 /**
