@@ -49,6 +49,7 @@ export { RedisBackend } from './store/redis.js';
 export type { RedisBackendOptions } from './store/redis.js';
 
 export { Keeper, oauthKeeper, ensureAuthorized } from './middleware/keeper.js';
+export { authorized, type AuthorizedHandler } from './middleware/authorized.js';
 export type {
   AuthorizedRequest,
   EnsureAuthorizedOptions,

@@ -27,6 +27,7 @@ const MAIN = [
   'TokenKeeper',
   'tokenKeeper',
   'ensureAuthorized',
+  'authorized',
   'createProxy',
   'guardSessionStore',
   'createOAuthFetch',

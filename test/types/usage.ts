@@ -4,6 +4,7 @@ import express from 'express';
 import session from 'express-session';
 import passport from 'passport';
 import {
+  authorized,
   defineProvider,
   ensureAuthorized,
   ErrorCodes,
@@ -12,6 +13,7 @@ import {
   OAuthKeeperStrategy,
   oauthKeeper,
   TokenStore,
+  type AuthorizedHandler,
   type AuthorizedRequest,
   type OAuthToken,
   type ProviderOptions,
@@ -84,6 +86,32 @@ app.get('/guarded', keeper.ensureAuthorized('acme'), (req, res) => {
   token.accessToken = 'x';
   res.json({ expires, refresh });
 });
+
+// authorized(handler): the handler behind the guard reads req.oauthToken with no cast.
+app.get(
+  '/repos/:id',
+  keeper.ensureAuthorized('acme'),
+  authorized<{ id: string }>(async (req, res) => {
+    const token: OAuthToken = req.oauthToken;
+    const id: string = req.params.id; // Express's route parameters, as RequestHandler<{ id: string }> has them
+    // @ts-expect-error the parameters are { id }
+    void req.params.owner;
+    // @ts-expect-error the refresh token is never exposed, with authorized() either
+    void req.oauthToken.refreshToken;
+    // req.oauthFetch answers the global WHATWG Response (status, json()), not Express's.
+    const upstream = await req.oauthFetch!('acme', `/repos/${id}`, { headers: { accept: 'application/json' } });
+    const upstreamStatus: number = upstream.status;
+    const body: unknown = await upstream.json();
+    const global: globalThis.Response = upstream;
+    // @ts-expect-error it is not Express's Response
+    upstream.json({ x: 1 }).status(200);
+    res.status(upstreamStatus).json({ body, expires: token.expiresAt, ok: global.ok });
+  }),
+);
+const named: AuthorizedHandler = (req, res) => res.json({ scope: req.oauthToken.scope });
+app.get('/named', ensureAuthorized('acme'), authorized(named));
+// @ts-expect-error authorized() takes a handler
+authorized('acme');
 
 app.get('/standalone', ensureAuthorized('acme', { unauthorized: 'status' }), (_req, res) => res.end());
 // @ts-expect-error unknown unauthorized behaviour

@@ -1,0 +1,58 @@
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { configurationError, ErrorCodes, OAuthKeeperError } from '../errors.js';
+import type { OAuthToken } from '../lib/token-set.js';
+
+/**
+ * A route handler behind `ensureAuthorized`: its `req.oauthToken` is present. The type
+ * parameters are those of Express's `RequestHandler` (route parameters, response body,
+ * request body, query, locals): `authorized<{ id: string }>((req, res) => ...)` types
+ * `req.params.id` (a wrapped handler does not see the route's path).
+ */
+export type AuthorizedHandler<
+  P = Request['params'],
+  ResBody = unknown,
+  ReqBody = unknown,
+  ReqQuery = Request['query'],
+  Locals extends Record<string, unknown> = Record<string, unknown>,
+> = (
+  req: Request<P, ResBody, ReqBody, ReqQuery, Locals> & { readonly oauthToken: OAuthToken },
+  res: Response<ResBody, Locals>,
+  next: NextFunction,
+) => unknown;
+
+function notGuarded(): OAuthKeeperError {
+  return new OAuthKeeperError(
+    ErrorCodes.MIDDLEWARE_NOT_MOUNTED,
+    'authorized(handler) found no req.oauthToken: put keeper.ensureAuthorized(provider) (or ensureAuthorized(provider)) before it on this route.',
+  );
+}
+
+/**
+ * Wraps a handler that runs behind the guard, so that it reads `req.oauthToken` with no
+ * cast. Mounted where no guard ran, it calls `next()` with an
+ * `OAUTH_KEEPER_MIDDLEWARE_NOT_MOUNTED` error instead of running the handler. A rejected
+ * promise goes to `next(error)`, on Express 4 as on 5; any value the handler returns is ignored.
+ *
+ * @example
+ * app.get('/me', keeper.ensureAuthorized('di'), authorized(async (req, res) => {
+ *   res.json({ expiresAt: req.oauthToken.expiresAt });
+ * }));
+ */
+export function authorized<
+  P = Request['params'],
+  ResBody = unknown,
+  ReqBody = unknown,
+  ReqQuery = Request['query'],
+  Locals extends Record<string, unknown> = Record<string, unknown>,
+>(handler: AuthorizedHandler<P, ResBody, ReqBody, ReqQuery, Locals>): RequestHandler<P, ResBody, ReqBody, ReqQuery, Locals> {
+  if (typeof handler !== 'function') throw configurationError('authorized(handler) needs a function (req, res, next).');
+  return (req, res, next) => {
+    if (!req.oauthToken) return next(notGuarded());
+    try {
+      const result = handler(req as Parameters<typeof handler>[0], res, next);
+      if (result instanceof Promise) result.catch((error: unknown) => next(error ?? new Error('The authorized handler rejected without a reason.')));
+    } catch (error) {
+      next(error);
+    }
+  };
+}

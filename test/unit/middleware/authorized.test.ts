@@ -1,0 +1,60 @@
+import express, { type NextFunction, type Request, type Response } from 'express';
+import request from 'supertest';
+import { authorized, ErrorCodes, isOAuthKeeperError, type OAuthToken } from '../../../src/index';
+
+const token: OAuthToken = Object.freeze({ provider: 'acme', accessToken: 'at-1', tokenType: 'Bearer', expiresAt: null, scope: 'read', extras: {} });
+
+/** Stands for the guard: sets req.oauthToken as ensureAuthorized does after its checks. */
+function guard(req: Request, _res: Response, next: NextFunction): void {
+  req.oauthToken = token;
+  next();
+}
+
+function appWith(...handlers: express.RequestHandler[]): express.Express {
+  const app = express();
+  app.get('/r', ...handlers);
+  app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    res.status(500).json({ code: isOAuthKeeperError(error) ? error.code : String((error as Error).message) });
+  });
+  return app;
+}
+
+describe('authorized(handler)', () => {
+  it('runs the handler behind the guard with req.oauthToken, answering what it answers', async () => {
+    const app = appWith(guard, authorized((req, res) => res.json({ provider: req.oauthToken.provider, scope: req.oauthToken.scope })));
+    const res = await request(app).get('/r');
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ provider: 'acme', scope: 'read' });
+  });
+
+  it('refuses to run where no guard ran: next() gets MIDDLEWARE_NOT_MOUNTED, naming the guard to mount', async () => {
+    const handler = jest.fn();
+    const next = jest.fn();
+    authorized(handler)({} as Request, {} as Response, next);
+    expect(handler).not.toHaveBeenCalled();
+    const error: unknown = next.mock.calls[0]?.[0];
+    expect(isOAuthKeeperError(error) && error.code).toBe(ErrorCodes.MIDDLEWARE_NOT_MOUNTED);
+    expect((error as Error).message).toContain('ensureAuthorized(provider)');
+    expect((await request(appWith(authorized(handler))).get('/r')).body).toEqual({ code: ErrorCodes.MIDDLEWARE_NOT_MOUNTED });
+  });
+
+  it('sends a throw and a rejection to next(error), as Express 5 does and Express 4 does not', async () => {
+    const thrown = appWith(guard, authorized(() => {
+      throw new Error('sync failure');
+    }));
+    expect((await request(thrown).get('/r')).body).toEqual({ code: 'sync failure' });
+    const rejected = appWith(guard, authorized(async () => {
+      await Promise.resolve();
+      throw new Error('async failure');
+    }));
+    expect((await request(rejected).get('/r')).body).toEqual({ code: 'async failure' });
+    const next = jest.fn();
+    authorized(() => Promise.reject(undefined))({ oauthToken: token } as Request, {} as Response, next);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(next).toHaveBeenCalledWith(expect.objectContaining({ message: 'The authorized handler rejected without a reason.' }));
+  });
+
+  it('takes a function only, and says so when mounted with something else', () => {
+    expect(() => authorized('acme' as never)).toThrow(expect.objectContaining({ code: ErrorCodes.CONFIGURATION_INVALID, message: expect.stringContaining('needs a function') }));
+  });
+});
