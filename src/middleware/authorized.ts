@@ -4,19 +4,13 @@ import type { OAuthToken } from '../lib/token-set.js';
 
 /**
  * A route handler behind `ensureAuthorized`: its `req.oauthToken` is present. The type
- * parameters are those of Express's `RequestHandler` (route parameters, response body,
- * request body, query, locals): `authorized<{ id: string }>((req, res) => ...)` types
+ * parameters are the first four of Express's `RequestHandler` (route parameters, response
+ * body, request body, query): `authorized<{ id: string }>((req, res) => ...)` types
  * `req.params.id` (a wrapped handler does not see the route's path).
  */
-export type AuthorizedHandler<
-  P = Request['params'],
-  ResBody = unknown,
-  ReqBody = unknown,
-  ReqQuery = Request['query'],
-  Locals extends Record<string, unknown> = Record<string, unknown>,
-> = (
-  req: Request<P, ResBody, ReqBody, ReqQuery, Locals> & { readonly oauthToken: OAuthToken },
-  res: Response<ResBody, Locals>,
+export type AuthorizedHandler<P = Request['params'], ResBody = unknown, ReqBody = unknown, ReqQuery = Request['query']> = (
+  req: Request<P, ResBody, ReqBody, ReqQuery> & { readonly oauthToken: OAuthToken },
+  res: Response<ResBody>,
   next: NextFunction,
 ) => unknown;
 
@@ -38,13 +32,9 @@ function notGuarded(): OAuthKeeperError {
  *   res.json({ expiresAt: req.oauthToken.expiresAt });
  * }));
  */
-export function authorized<
-  P = Request['params'],
-  ResBody = unknown,
-  ReqBody = unknown,
-  ReqQuery = Request['query'],
-  Locals extends Record<string, unknown> = Record<string, unknown>,
->(handler: AuthorizedHandler<P, ResBody, ReqBody, ReqQuery, Locals>): RequestHandler<P, ResBody, ReqBody, ReqQuery, Locals> {
+export function authorized<P = Request['params'], ResBody = unknown, ReqBody = unknown, ReqQuery = Request['query']>(
+  handler: AuthorizedHandler<P, ResBody, ReqBody, ReqQuery>,
+): RequestHandler<P, ResBody, ReqBody, ReqQuery> {
   if (typeof handler !== 'function') throw configurationError('authorized(handler) needs a function (req, res, next).');
   return (req, res, next) => {
     if (!req.oauthToken) return next(notGuarded());
