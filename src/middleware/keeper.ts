@@ -74,6 +74,17 @@ type Route = { kind: 'login' | 'callback'; strategy: AnyStrategy };
  * through {@link KeeperParts}.
  */
 export class Keeper extends TokenKeeper {
+  static override readonly optionNames: readonly string[] = Object.freeze([
+    ...TokenKeeper.optionNames,
+    'passport',
+    'loginPath',
+    'sessionCookieName',
+    'logIn',
+    'routes',
+    'owner',
+    'onError',
+  ]);
+
   readonly #loginPath: (provider: string) => string;
   readonly #routes = new Map<string, Route>();
   readonly #parts: KeeperParts;

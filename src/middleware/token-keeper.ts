@@ -1,6 +1,8 @@
 import { configurationError } from '../errors.js';
+import { unknownOptions } from '../lib/option-names.js';
 import type { ApiClient } from '../lib/api/client.js';
-import type { ApiClientOptions } from '../lib/api/types.js';
+import { ApiTransport } from '../lib/api/transport.js';
+import type { KeeperApiOptions } from '../lib/api/types.js';
 import { RefreshCoordinator, type RefreshOptions } from '../lib/refresh.js';
 import type { TokenStore } from '../store/token-store.js';
 import type { AnyStrategy, KeeperLogger } from './context.js';
@@ -15,8 +17,11 @@ export interface TokenKeeperOptions {
   store: TokenStore;
   refresh?: RefreshOptions;
   logger?: KeeperLogger;
-  /** Options of the API calls made through `forOwner(owner).fetch` (`timeoutMs`, buffer limits). */
-  api?: ApiClientOptions;
+  /**
+   * Options of the API calls made through `forOwner(owner).fetch` (`timeoutMs`, buffer
+   * limits), and `dispatcher`: the undici Dispatcher of every API call of the keeper.
+   */
+  api?: KeeperApiOptions;
 }
 
 const EVENTS = ['refresh:start', 'refresh:success', 'refresh:failure', 'refresh:retry', 'lock:wait', 'reauthorization:required'] as const;
@@ -28,9 +33,14 @@ const EVENTS = ['refresh:start', 'refresh:success', 'refresh:failure', 'refresh:
  * app's {@link Keeper} is one too.
  */
 export class TokenKeeper {
+  /** The option names this keeper reads; any other key is refused, naming the nearest one. */
+  static readonly optionNames: readonly string[] = Object.freeze(['strategies', 'store', 'refresh', 'logger', 'api']);
+
   readonly store: TokenStore;
   readonly refresher: RefreshCoordinator;
   protected readonly logger: KeeperLogger;
+  /** @internal The connection pool of the keeper's API calls (or the app's `api.dispatcher`). */
+  readonly apiTransport: ApiTransport;
   readonly #strategies = new Map<string, AnyStrategy>();
   readonly #parts: OwnerParts;
 
@@ -41,7 +51,11 @@ export class TokenKeeper {
     if (!options.store || typeof options.store.get !== 'function') {
       throw configurationError('oauthKeeper needs store: new TokenStore({ backend, encryptionKeys }).');
     }
+    // A typo (onErorr) is refused rather than silently doing nothing.
+    const unknown = unknownOptions('keeper', options, (new.target as typeof TokenKeeper).optionNames);
+    if (unknown.length > 0) throw configurationError(`${unknown.join(' ')} Valid options: ${(new.target as typeof TokenKeeper).optionNames.join(', ')}.`);
     this.store = options.store;
+    this.apiTransport = new ApiTransport(options.api?.dispatcher);
     this.refresher = new RefreshCoordinator(options.store, options.refresh);
     const logger = options.logger ?? {};
     this.logger = logger;
@@ -88,6 +102,15 @@ export class TokenKeeper {
       throw configurationError(`No strategy named "${provider}" was given to oauthKeeper; known: ${this.providers.join(', ')}.`);
     }
     return strategy;
+  }
+
+  /**
+   * Closes the keeper's own connections to provider APIs once the calls on them are done
+   * (a later call opens new ones). They never keep the process from exiting; this is for
+   * a tidy shutdown. A dispatcher given as `api.dispatcher` is the app's to close.
+   */
+  close(): Promise<void> {
+    return this.apiTransport.close();
   }
 
   /**

@@ -1,6 +1,7 @@
 import type { OAuthKeeperError } from '../errors.js';
 import type { TokenSet } from '../lib/token-set.js';
-import type { Profile } from '../provider/types.js';
+import { unknownOptions } from '../lib/option-names.js';
+import type { Profile, ProviderDefinition } from '../provider/types.js';
 
 /** The options of the strategy and of one `authenticate()` call, and what its outcomes carry. */
 
@@ -85,4 +86,29 @@ export function markLogin(info: AuthenticationInfo, sessionId: string | null): v
  */
 export function sessionIdAtCallback(info: AuthenticationInfo): string | null | undefined {
   return callbackSessions.get(info);
+}
+
+/** The option names every strategy takes, whatever its provider. */
+const STRATEGY_OPTIONS: readonly string[] = Object.freeze([
+  // ProviderOptions
+  'name', 'clientID', 'clientSecret', 'callbackURL', 'scope', 'timeoutMs', 'fetch',
+  // StrategyOptions, and the verify callback's shape
+  'loginTimeoutSeconds', 'maxPendingLogins', 'skipUserProfile', 'authorizationParams', 'proxy', 'passReqToCallback',
+]);
+
+/** passport-oauth2 options a keeper strategy has no use for: state and PKCE are always on, endpoints come from the provider. */
+const PASSPORT_OAUTH2_ONLY = new Set(['authorizationURL', 'tokenURL', 'state', 'pkce', 'store', 'sessionKey', 'customHeaders', 'scopeSeparator']);
+
+/**
+ * Warnings for options nobody reads, when the provider declares its own option names: a
+ * typo gets the nearest valid name, a passport-oauth2-only option says why it is not needed.
+ */
+export function strategyOptionWarnings(provider: ProviderDefinition<never>, options: object): string[] {
+  if (provider.optionNames === undefined) return [];
+  const known = [...STRATEGY_OPTIONS, ...provider.optionNames];
+  const given = Object.fromEntries(Object.entries(options).filter(([key]) => !PASSPORT_OAUTH2_ONLY.has(key)));
+  const notNeeded = Object.keys(options)
+    .filter((key) => PASSPORT_OAUTH2_ONLY.has(key))
+    .map((key) => `The ${provider.name} strategy does not use the passport-oauth2 option "${key}": state and PKCE are always on where the provider supports them, and endpoints come from the provider definition.`);
+  return [...unknownOptions(`${provider.name} strategy`, given, known), ...notNeeded];
 }

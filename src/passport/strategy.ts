@@ -24,7 +24,7 @@ import {
   type WithRequest,
 } from './verify.js';
 import type { CallbackParams, Profile, ProviderDefinition, ProviderOptions } from '../provider/types.js';
-import { markLogin, type AuthenticateOptions, type AuthenticationInfo, type FailureInfo, type StrategyOptions } from './options.js';
+import { markLogin, strategyOptionWarnings, type AuthenticateOptions, type AuthenticationInfo, type FailureInfo, type StrategyOptions } from './options.js';
 
 /** Authorization request parameters the flow sets itself; extra parameters never replace them. */
 const RESERVED_AUTHORIZATION_PARAMS = new Set([
@@ -92,6 +92,9 @@ export class OAuthKeeperStrategy<O extends ProviderOptions = ProviderOptions, Us
       throw configurationError('OAuthKeeperStrategy needs a provider definition: pass one made by defineProvider().');
     }
     provider.validateOptions(options);
+    for (const warning of strategyOptionWarnings(provider as ProviderDefinition<never>, options)) {
+      process.emitWarning(warning, { type: 'OAuthKeeperWarning', code: 'OAUTH_KEEPER_UNKNOWN_OPTION' });
+    }
     this.name = options.name ?? provider.name;
     this.provider = provider;
     // Hooks get the strategy's name with the options, to name it in their errors.

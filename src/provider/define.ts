@@ -84,6 +84,11 @@ export interface ProviderSpec<O extends ProviderOptions = ProviderOptions> {
   nonce?: boolean;
   stateTransport?: StateTransport;
   formPostCallback?: boolean;
+  /**
+   * This provider's own option names beyond the common ones (`baseURL`, ...). When given,
+   * a strategy warns about any other option key it is handed, naming the nearest valid one.
+   */
+  optionNames?: readonly string[];
   hooks?: ProviderHooks<O>;
 }
 
@@ -231,6 +236,7 @@ export function defineProvider<O extends ProviderOptions = ProviderOptions>(spec
   }
   if (definition.userProfile === undefined) delete (definition as { userProfile?: unknown }).userProfile;
   if (api) Object.assign(definition, { api });
+  if (spec.optionNames) Object.assign(definition, { optionNames: Object.freeze([...spec.optionNames]) });
   return Object.freeze(definition);
 }
 

@@ -150,6 +150,11 @@ export interface ProviderDefinition<O extends ProviderOptions = ProviderOptions>
   readonly stateTransport: StateTransport;
   /** Whether the provider may answer the callback with a cross-site form POST. */
   readonly formPostCallback: boolean;
+  /**
+   * The provider's own option names beyond {@link ProviderOptions} (`baseURL`, `issuer`, ...).
+   * When given, a strategy warns about any other key it is handed (a typo names the nearest one).
+   */
+  readonly optionNames?: readonly string[];
   /** Throws a configuration error that names the fix. */
   validateOptions(options: O): void;
   /**

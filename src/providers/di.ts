@@ -158,6 +158,7 @@ function isLoopback(baseURL: string): boolean {
  */
 export const diProvider = defineProvider<DiOptions>({
   name: 'di',
+  optionNames: ['baseURL'],
   authorizationURL: (o) => `${diBaseURL(o)}/oauth/authorize`,
   tokenURL: (o) => `${diBaseURL(o)}/oauth/token`,
   scope: [DI_DEFAULT_SCOPE],

@@ -56,6 +56,7 @@ export function createCnblogsProvider(): ProviderDefinition<CnblogsOptions> {
     nonce: true,
     formPostCallback: true,
     clientAuthentication: 'client_secret_post',
+    optionNames: ['issuer', 'apiURL', 'responseType', 'responseMode', 'clockToleranceSeconds', 'jwksCooldownSeconds'],
     api: { baseURL: (o) => (o.apiURL ?? CNBLOGS_DEFAULT_API_URL).replace(/\/+$/, '') },
     hooks: {
       validateOptions: validateCnblogsOptions,

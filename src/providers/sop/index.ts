@@ -43,6 +43,7 @@ export { SOP_STATE_PARAMETER } from './authorization.js';
 /** The `sop` provider definition: data plus the hooks of this folder. */
 export const sopProvider = defineProvider<SopOptions>({
   name: SOP_NAME,
+  optionNames: ['authURL', 'gatewayURL', 'privateKey', 'platformPublicKey', 'signType'],
   authorizationURL: appToAppAuthURL,
   tokenURL: (options) => options.gatewayURL,
   scope: [],
