@@ -1,4 +1,5 @@
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
 import { freePort } from '../helpers/redis-server';
 import { CookieClient } from '../helpers/browser';
 import { spawnUntil } from '../helpers/processes';
@@ -13,6 +14,24 @@ describe('the example app, started with the README command and no configuration'
       } catch {
         child.kill('SIGTERM');
       }
+    }
+  });
+
+  it('on a busy port, says which port and how to pick another, and exits 1', async () => {
+    const busy = createServer();
+    const port = await new Promise<number>((resolve) => busy.listen(0, () => resolve((busy.address() as { port: number }).port)));
+    try {
+      const app = spawn(process.execPath, ['example-app/start.mjs'], { env: { HOME: process.env['HOME'] ?? '/tmp', PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      app.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      app.stdout!.resume();
+      const code = await new Promise<number | null>((resolve) => app.once('exit', resolve));
+      expect(code).toBe(1);
+      expect(stderr).toContain(`Port ${port} is already in use`);
+      expect(stderr).toContain('PORT=3001 npm start');
+      expect(stderr).not.toMatch(/TypeError/);
+    } finally {
+      await new Promise((resolve) => busy.close(resolve));
     }
   });
 
