@@ -13,6 +13,7 @@ import { loginsFigure } from './figures/logins.mjs';
 import { proxyFigure } from './figures/proxy.mjs';
 import { scaleFigure } from './figures/scale.mjs';
 import { stormFigure } from './figures/storm.mjs';
+import { snapshotBuild } from './lib/build.mjs';
 import { CLK_TCK, installCleanup, pinSelf, placement } from './lib/proc.mjs';
 import { fixed, int, median, ratioText, table } from './lib/stats.mjs';
 import { TRANSPORT_END, TRANSPORT_MODES, TRANSPORT_START, transportFigure } from './transport.mjs';
@@ -51,6 +52,7 @@ const command = (name) => `npm run build && node bench/run.mjs${flag} --only=${n
 
 installCleanup();
 pinSelf();
+const build = snapshotBuild();
 
 const log = (...a) => console.log(...a);
 const started = Date.now();
@@ -143,7 +145,7 @@ const parts = [
   '',
   `${quick ? '**Quick run** (`--quick`: short rounds, smaller stream and session counts; for checking the harness, not for the numbers).' : 'Full run.'} ${new Date().toISOString()}, ${totalSeconds} s in all, by \`${quick ? 'node bench/run.mjs --quick' : 'npm run bench'}\`${only.length < ALL.length ? ` (only ${only.join(', ')})` : ''}.`,
   '',
-  `- Node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} × ${placement.cores}, ${int(os.totalmem() / 1048576)} MiB RAM, Linux ${os.release()}; oauth-keeper at ${commit}${dirty}.`,
+  `- Node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} × ${placement.cores}, ${int(os.totalmem() / 1048576)} MiB RAM, Linux ${os.release()}; oauth-keeper at ${commit}${dirty}, the build of ${build.builtAt.toISOString()} (dist/esm copied at the start, so that the whole run measures one build).`,
   `- Placement: ${placement.note}. Load generator: autocannon 8 through its programmatic API in this process for fixed-path load; a small keep-alive node:http client (bench/lib/load.mjs) for multi-step logins, the storm bursts and the long stream. Loopback only.`,
   `- Server CPU per request: utime + stime of the server process from /proc/<pid>/stat (CLK_TCK ${CLK_TCK}) read just before and after each run, divided by the requests completed in it. Redis commands per request: \`INFO commandstats\` deltas of the server's own redis-server around each run.`,
   '- Interleaved A/B rounds: every variant runs once per round, the order rotating each round; ratios are taken per round (paired) and given as median (min–max).',

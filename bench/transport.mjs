@@ -7,7 +7,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { cpuMicros, installCleanup, pinSelf, placement, spawnNode, stopAll } from './lib/proc.mjs';
 import { SERVERS, startUpstream } from './lib/env.mjs';
-import { interleave, ratios } from './lib/rounds.mjs';
+import { failureNotes, interleave, ratios } from './lib/rounds.mjs';
 import { fixed, int, median, ratioText, table } from './lib/stats.mjs';
 
 export const TRANSPORTS = [
@@ -43,7 +43,7 @@ export async function transportFigure(load, log) {
         const o = out.get(t);
         return [label[t], int(median(o.rps)), int(median(o.cpu)), fixed(median(o.p99), 0), t === 'node-http' ? '1' : ratioText(ratios(out, 'node-http', t)), t === 'node-http' ? '1' : ratioText(ratios(out, 'node-http', t, 'cpu')), String(o.bad)];
       });
-      sections.push(`**${size === '1k' ? '1 KiB' : '1 MiB'} answers**, ${connections} connections\n\n` + table(['transport', 'req/s', 'server CPU µs/req', 'p99 ms', 'req/s ÷ node:http', 'CPU/req ÷ node:http', 'non-2xx'], rows));
+      sections.push(`**${size === '1k' ? '1 KiB' : '1 MiB'} answers**, ${connections} connections\n\n` + table(['transport', 'req/s', 'server CPU µs/req', 'p99 ms', 'req/s ÷ node:http', 'CPU/req ÷ node:http', 'non-2xx'], rows) + failureNotes(out));
     }
     // The verdict: lowest CPU per request, summed over both sizes as shares of the best.
     const score = TRANSPORTS.map(([t]) => {

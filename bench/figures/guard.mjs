@@ -1,7 +1,7 @@
 // Figure 1: a guarded GET /me reading req.oauthToken against what a user would have instead.
 import { startApp, startSandbox } from '../lib/env.mjs';
 import { stopAll } from '../lib/proc.mjs';
-import { interleave, ratios, redisText } from '../lib/rounds.mjs';
+import { failureNotes, interleave, ratios, redisText } from '../lib/rounds.mjs';
 import { fixed, int, median, ratioText, table } from '../lib/stats.mjs';
 
 const VARIANTS = [
@@ -50,7 +50,7 @@ export async function guardFigure(mode, log) {
       markdown: [
         `${mode.load.rounds} interleaved rounds of ${mode.load.seconds} s per variant, 32 connections, one session cookie per server (a real login through the sandbox, except the session-only app which sets a token-sized object at /login). Ratios are oauth-keeper's guarded route ÷ the row, per round (median, min–max): above 1 means oauth-keeper is faster / uses more CPU.`,
         '',
-        table(['server', 'req/s', 'server CPU µs/req', 'p99 ms', 'Redis commands/req', 'guard ÷ this, req/s', 'guard ÷ this, CPU/req', 'non-2xx'], rows),
+        table(['server', 'req/s', 'server CPU µs/req', 'p99 ms', 'Redis commands/req', 'guard ÷ this, req/s', 'guard ÷ this, CPU/req', 'non-2xx'], rows) + failureNotes(out),
       ].join('\n'),
     };
   } finally {

@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { startApp, startSandbox, startUpstream } from '../lib/env.mjs';
 import { get } from '../lib/load.mjs';
 import { memoryKiB, resetPeak, stopAll } from '../lib/proc.mjs';
-import { interleave, ratios, redisText } from '../lib/rounds.mjs';
+import { failureNotes, interleave, ratios, redisText } from '../lib/rounds.mjs';
 import { fixed, int, median, ratioText, rotate, spread, table } from '../lib/stats.mjs';
 
 export async function proxyFigure(mode, log) {
@@ -44,7 +44,7 @@ export async function proxyFigure(mode, log) {
             ['', 'oauth-keeper guard + proxy', int(r.rps[1]), int(r.cpu[1]), fixed(r.p99[1], 0), r.redis[1], fixed(r.conns[1], 2), String(r.bad[1])],
             ['', '**ratio** keeper ÷ hpm', ratioText(r.ratio), ratioText(r.cpuRatio), '', '', '', ''],
           ],
-        ),
+        ) + failureNotes(out),
       );
     }
     result.markdown = [
@@ -70,20 +70,27 @@ export async function proxyFigure(mode, log) {
           before = memoryKiB(t.pid).rss;
           resetPeak(t.pid);
           sampler = setInterval(() => {
-            sampledPeak = Math.max(sampledPeak, memoryKiB(t.pid).rss);
+            try {
+              sampledPeak = Math.max(sampledPeak, memoryKiB(t.pid).rss);
+            } catch {
+              clearInterval(sampler); // the server is gone; the transfer below fails and says so
+            }
           }, 20);
         }
         const app = apps.find((a) => a.pid === t.pid);
         const c0 = app ? app.cpu() : 0;
         const t0 = performance.now();
-        const res = await get(t.url, { headers: t.headers, discard: true });
+        const res = await get(t.url, { headers: t.headers, discard: true }).catch((error) => ({ status: error.code ?? error.message, bytes: 0 }));
+        clearInterval(sampler);
         const seconds = (performance.now() - t0) / 1000;
         const c1 = app ? app.cpu() : 0;
         const s = stream.get(t.name);
-        if (res.status !== 200 || res.bytes !== bytes) throw new Error(`${t.name}: stream answered ${res.status} with ${res.bytes} of ${bytes} bytes`);
+        if (res.status !== 200 || res.bytes !== bytes) {
+          const exited = app && app.proc.child.exitCode !== null ? ` (the server exited: ${app.proc.child.exitCode ?? app.proc.child.signalCode})` : '';
+          throw new Error(`${t.name}: the stream answered ${res.status} with ${res.bytes} of ${bytes} bytes${exited}`);
+        }
         s.mibs.push(bytes / 1048576 / seconds);
         if (t.pid) {
-          clearInterval(sampler);
           const peak = Math.max(memoryKiB(t.pid).peak, sampledPeak);
           s.peak.push(peak / 1024);
           s.rssGrowth.push((peak - before) / 1024);

@@ -6,7 +6,7 @@
 // is measured the same way for comparison.
 import { startApp, startSandbox } from '../lib/env.mjs';
 import { stopAll } from '../lib/proc.mjs';
-import { interleave, ratios } from '../lib/rounds.mjs';
+import { failureNotes, interleave, ratios } from '../lib/rounds.mjs';
 import { int, median, ratioText, table } from '../lib/stats.mjs';
 
 // ARGV: source session key, source token key ('' for none), from, to, session prefix,
@@ -83,7 +83,7 @@ export async function scaleFigure(mode, log) {
       markdown: [
         `One oauth-keeper server per size, each with its own Redis filled before the rounds; ${mode.load.rounds} interleaved rounds of ${mode.load.seconds} s, 32 connections, all requests on one real session. Ratios: this size ÷ ${sizes[0]} sessions.`,
         '',
-        table(['stored sessions', 'req/s', 'server CPU µs/req', `req/s ÷ ${sizes[0]}`, `CPU ÷ ${sizes[0]}`, 'Redis bytes per session', 'non-2xx'], rows),
+        table(['stored sessions', 'req/s', 'server CPU µs/req', `req/s ÷ ${sizes[0]}`, `CPU ÷ ${sizes[0]}`, 'Redis bytes per session', 'non-2xx'], rows) + failureNotes(out),
         '',
         `Redis bytes per session (session key + encrypted token-set key): **${int(bytes[biggest] ?? NaN)} B** at ${int(biggest)} sessions; the passport-oauth2-style app, which keeps the tokens inside its session, uses ${int(passportBytes)} B per session (measured at 10,000).`,
       ].join('\n'),

@@ -2,7 +2,7 @@
 // session's token set is made expired, then 1,000 requests for that session hit the 8
 // instances at once. Counted: refreshes at the sandbox (must be exactly 1 per storm), and the
 // latency against the same storm on a fresh token, interleaved.
-import { RedisBackend, TokenStore } from 'oauth-keeper';
+import { buildDir, entry } from '../lib/build.mjs';
 import { startApp, startSandbox, TOKEN_KEY } from '../lib/env.mjs';
 import { burst, pct } from '../lib/load.mjs';
 import { stopAll } from '../lib/proc.mjs';
@@ -19,6 +19,7 @@ export async function stormFigure(mode, log) {
     const cookie = apps[0].cookie;
     const [key] = await redis.admin.keys('oauth-keeper:tok:{*}:example');
     const owner = /\{(.+)\}/.exec(key)[1];
+    const { RedisBackend, TokenStore } = await import(entry(buildDir()));
     const store = new TokenStore({ backend: new RedisBackend({ client: redis.admin }), encryptionKeys: [TOKEN_KEY] });
     const urls = Array.from({ length: mode.stormRequests }, (_, i) => `${apps[i % n].url}/me`);
     const headers = { cookie, accept: 'application/json' };

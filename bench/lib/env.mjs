@@ -1,6 +1,7 @@
 // Starting the pieces of a figure: sandbox, upstream, and servers each with a Redis of their own.
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { buildDir } from './build.mjs';
 import { get, login } from './load.mjs';
 import { cpuMicros, placement, spawnNode } from './proc.mjs';
 import { startRedis } from './redis.mjs';
@@ -17,7 +18,7 @@ export const TOKEN_KEY = randomBytes(32).toString('base64');
 export const SESSION_SECRET = randomBytes(24).toString('base64');
 
 export async function startSandbox(settings = {}) {
-  const proc = await spawnNode(SERVERS.sandbox, { kind: 'sandbox', settings }, { core: placement.loadCore });
+  const proc = await spawnNode(SERVERS.sandbox, { kind: 'sandbox', settings, keeperDir: buildDir() }, { core: placement.loadCore });
   return { ...proc, url: proc.info.url, counters: () => proc.ask('counters') };
 }
 
@@ -40,6 +41,7 @@ export async function startApp(kind, { sandbox, upstream, redis, login: doLogin 
     upstreamUrl: upstream?.url,
     tokenKey: TOKEN_KEY,
     sessionSecret: SESSION_SECRET,
+    keeperDir: buildDir(),
   });
   const app = {
     kind,
@@ -48,7 +50,13 @@ export async function startApp(kind, { sandbox, upstream, redis, login: doLogin 
     redis: r,
     proc,
     cookie: '',
-    cpu: () => cpuMicros(proc.pid),
+    cpu() {
+      try {
+        return cpuMicros(proc.pid);
+      } catch {
+        throw new Error(`the ${kind} server (pid ${proc.pid}) is gone: exit ${proc.child.exitCode ?? proc.child.signalCode}`);
+      }
+    },
     requests: () => proc.ask('requests'),
     async stop() {
       await proc.stop();

@@ -146,8 +146,12 @@ export function spawnNode(script, config, { core = placement.serverCore, execArg
       pending.delete(msg.reply);
     }
   });
+  let stopping = false;
   const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  exited.then(() => children.delete(child));
+  exited.then(({ code, signal }) => {
+    children.delete(child);
+    if (!stopping) console.error(`[bench] ${config.kind ?? script} (pid ${child.pid}) exited unexpectedly: ${code ?? signal}`);
+  });
   const ready = new Promise((resolve, reject) => {
     const onMessage = (msg) => {
       if (msg && msg.ready) {
@@ -173,6 +177,7 @@ export function spawnNode(script, config, { core = placement.serverCore, execArg
       });
     },
     async stop() {
+      stopping = true;
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 2000);

@@ -2,7 +2,7 @@
 // rotates from round to round; server CPU (utime+stime from /proc), Redis commands and the
 // server's own count of requests received are read around each run (after a short settle, so
 // that requests still in flight when the load stops are in all three), and divided.
-import { cannon } from './load.mjs';
+import { cannon, get } from './load.mjs';
 import { statsDelta } from './redis.mjs';
 import { median, rotate } from './stats.mjs';
 
@@ -45,6 +45,7 @@ export async function interleave(variants, { rounds, seconds, warmup, connection
       o.p50.push(res.p50);
       o.p99.push(res.p99);
       o.bad += res.non2xx + res.errors;
+      if (res.non2xx + res.errors && !o.sample) o.sample = await sampleFailure(v);
       o.requests += res.requests;
       for (const [name, value] of Object.entries(p1)) (o.probes[name] ??= []).push((value - p0[name]) / served);
       if (redis) {
@@ -55,6 +56,25 @@ export async function interleave(variants, { rounds, seconds, warmup, connection
     }
   }
   return out;
+}
+
+/** One more request, to show what a failing variant answers: "503 {...}" (or the request error). */
+async function sampleFailure(v) {
+  try {
+    const res = await get(v.url, { headers: v.headers });
+    return `${res.status} ${String(res.body).slice(0, 240).replace(/\s+/g, ' ')}`;
+  } catch (error) {
+    return `request failed: ${error.code ?? error.message}`;
+  }
+}
+
+/** Markdown lines for the variants that had non-2xx answers or errors. */
+export function failureNotes(out) {
+  const lines = [];
+  for (const [name, o] of out) {
+    if (o.bad) lines.push(`- **${name}: ${o.bad} non-2xx answers or errors** in ${o.requests} requests; a request sent after the failing round answered: \`${o.sample ?? 'n/a'}\``);
+  }
+  return lines.length ? `\n\n${lines.join('\n')}` : '';
 }
 
 async function readProbes(probes = {}) {

@@ -14,6 +14,7 @@ import session from 'express-session';
 import passportModule from 'passport';
 import { RedisStore } from 'connect-redis';
 import { Redis } from 'ioredis';
+import { entry } from '../lib/build.mjs';
 import { config, failed, listen, onClose, ready } from './child.mjs';
 
 const { kind } = config;
@@ -142,7 +143,7 @@ async function build() {
   }
 
   if (kind === 'keeper' || kind === 'keeper-mw') {
-    const { defineProvider, guardSessionStore, OAuthKeeperStrategy, oauthKeeper, RedisBackend, TokenStore } = await import('oauth-keeper');
+    const { defineProvider, guardSessionStore, OAuthKeeperStrategy, oauthKeeper, RedisBackend, TokenStore } = await import(entry(config.keeperDir));
     const example = defineProvider({
       name: 'example',
       authorizationURL: `${config.sandboxUrl}/authorize`,
