@@ -1,9 +1,9 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { pipeline, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { configurationError, ErrorCodes, OAuthKeeperError } from '../errors.js';
 import { ApiClient } from '../lib/api/client.js';
-import { API_DEFAULTS, TRANSPORT_HEADERS, type ApiCallResult, type ApiClientOptions, type ApiKeeper } from '../lib/api/types.js';
+import { API_DEFAULTS, TRANSPORT_HEADERS, type ApiCallResult, type ApiClientOptions, type ApiKeeper, type CallerSignal } from '../lib/api/types.js';
 import { isUnderBase } from '../lib/api/url-guard.js';
 import { ownerOf } from '../passport/session.js';
 import { sendError } from './respond.js';
@@ -67,8 +67,11 @@ const NEVER_FORWARDED = new Set(NEVER_FORWARDED_REQUEST_HEADERS);
 const NEVER_RETURNED = new Set(NEVER_RETURNED_RESPONSE_HEADERS);
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
 
+const NONE: ReadonlySet<string> = new Set();
+
 /** Names a `Connection` header lists: hop-by-hop for this hop only. */
-function connectionNames(value: string | string[] | null | undefined): Set<string> {
+function connectionNames(value: string | string[] | null | undefined): ReadonlySet<string> {
+  if (value === undefined || value === null) return NONE;
   const text = Array.isArray(value) ? value.join(',') : (value ?? '');
   return new Set(
     text
@@ -118,12 +121,44 @@ function filterRequestHeaders(incoming: IncomingHttpHeaders, policy: HeaderPolic
 
 /** The upstream headers that may be passed back to the client. */
 export function returnableResponseHeaders(upstream: Headers): Headers {
-  const hopByHop = connectionNames(upstream.get('connection'));
   const headers = new Headers();
-  upstream.forEach((value, name) => {
-    if (!NEVER_RETURNED.has(name) && !hopByHop.has(name)) headers.append(name, value);
-  });
+  forEachReturnable(upstream, (value, name) => headers.append(name, value));
   return headers;
+}
+
+function forEachReturnable(upstream: Headers, each: (value: string, name: string) => void): void {
+  const hopByHop = connectionNames(upstream.get('connection'));
+  upstream.forEach((value, name) => {
+    if (!NEVER_RETURNED.has(name) && !hopByHop.has(name)) each(value, name);
+  });
+}
+
+/**
+ * The abort signal of one proxied request: set when the client goes away before its
+ * answer is complete. Lighter than an AbortController; what the API client needs of one.
+ */
+class ClientGone implements CallerSignal {
+  aborted = false;
+  reason: unknown = undefined;
+  #listeners: Array<() => void> = [];
+
+  constructor(res: Response) {
+    res.once('close', () => {
+      if (res.writableFinished) return;
+      this.aborted = true;
+      this.reason = new DOMException('The client went away.', 'AbortError');
+      for (const listener of this.#listeners.splice(0)) listener();
+    });
+  }
+
+  addEventListener(_type: 'abort', listener: () => void): void {
+    this.#listeners.push(listener);
+  }
+
+  removeEventListener(_type: 'abort', listener: () => void): void {
+    const at = this.#listeners.indexOf(listener);
+    if (at !== -1) this.#listeners.splice(at, 1);
+  }
 }
 
 function hasBody(req: Request): boolean {
@@ -275,10 +310,7 @@ export function createProxy(keeper: ProxyKeeper, provider: string, options: Prox
     } catch (error) {
       return fail(error, req, res, next);
     }
-    const abort = new AbortController();
-    res.once('close', () => {
-      if (!res.writableFinished) abort.abort(new DOMException('The client went away.', 'AbortError'));
-    });
+    const gone = new ClientGone(res);
     void (async () => {
       try {
         const headers = filterRequestHeaders(req.headers, policy);
@@ -287,18 +319,18 @@ export function createProxy(keeper: ProxyKeeper, provider: string, options: Prox
           method,
           url: target,
           headers,
-          signal: abort.signal,
+          signal: gone,
           ...(body === undefined ? {} : { body }),
           ...(length === undefined ? {} : { bodyLength: length }),
         });
-        if (abort.signal.aborted) {
+        if (gone.aborted) {
           if (result.body instanceof Readable) result.body.destroy();
           return;
         }
         answer(req, res, result, target, client.baseURL);
       } catch (error) {
         // The client went away: nobody is left to answer.
-        if (abort.signal.aborted) return;
+        if (gone.aborted) return;
         fail(error, req, res, next);
       }
     })();
@@ -306,11 +338,8 @@ export function createProxy(keeper: ProxyKeeper, provider: string, options: Prox
 }
 
 function answer(req: Request, res: Response, result: ApiCallResult, target: URL, base: URL): void {
-  const headers = returnableResponseHeaders(result.headers);
-  const location = headers.get('location');
-  if (location !== null) headers.set('location', rewriteLocation(location, target, base, req.baseUrl));
   res.status(result.status);
-  headers.forEach((value, name) => res.setHeader(name, value));
+  forEachReturnable(result.headers, (value, name) => res.setHeader(name, name === 'location' ? rewriteLocation(value, target, base, req.baseUrl) : value));
   const body = result.body;
   if (body === null || req.method === 'HEAD') {
     if (body instanceof Readable) body.destroy();
@@ -322,8 +351,13 @@ function answer(req: Request, res: Response, result: ApiCallResult, target: URL,
     res.end(body);
     return;
   }
-  pipeline(body, res, (error) => {
-    // The client went away or the upstream broke off mid-answer: nothing left to say.
-    if (error && !res.destroyed) res.destroy();
+  // Not stream.pipeline: it makes an AbortController (and a DOMException) per call.
+  // The client went away or the upstream broke off mid-answer: nothing left to say.
+  body.on('error', () => {
+    if (!res.destroyed) res.destroy();
   });
+  res.once('close', () => {
+    if (!body.destroyed) body.destroy();
+  });
+  body.pipe(res);
 }

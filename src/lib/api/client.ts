@@ -5,7 +5,7 @@ import type { TokenSet } from '../token-set.js';
 import { readUpTo, type ReadUpTo } from './body.js';
 import { attachedSecrets, scrubCredentials, scrubResult } from './credentials.js';
 import { inspectBody } from './decode.js';
-import { Exchange, hasNoBody, headersOf, readBuffered, send } from './transport.js';
+import { Exchange, hasNoBody, readBuffered, send, sharedTransport } from './transport.js';
 import {
   API_DEFAULTS,
   apiRequestInvalid,
@@ -16,6 +16,7 @@ import {
   type ApiClientOptions,
   type ApiKeeper,
   type ApiSession,
+  type DispatcherSource,
   type PreparedBody,
 } from './types.js';
 import { resolveApiInput, resolveApiPath } from './url-guard.js';
@@ -53,6 +54,7 @@ export class ApiClient {
   readonly maxBufferedResponseBytes: number;
   readonly #keeper: ApiKeeper;
   readonly #binding: ApiBinding<ProviderOptions>;
+  readonly #transport: DispatcherSource;
 
   constructor(keeper: ApiKeeper, provider: string, options: ApiClientOptions = {}) {
     const strategy = keeper.strategy(provider);
@@ -82,6 +84,7 @@ export class ApiClient {
     );
     this.#keeper = keeper;
     this.#binding = binding;
+    this.#transport = keeper.apiTransport ?? sharedTransport;
   }
 
   /** A path or URL under the API base; throws API_REQUEST_INVALID for anything else. */
@@ -190,15 +193,13 @@ export class ApiClient {
     const exchange = new Exchange(provider, call.timeoutMs ?? this.timeoutMs, call.signal);
     try {
       exchange.checkCaller();
-      const response = await send(request, body, exchange);
-      const status = response.statusCode ?? 502;
-      const statusText = response.statusMessage ?? '';
-      const headers = headersOf(response);
+      const response = await send(request, body, exchange, this.#transport.dispatcher);
+      const { status, statusText, headers } = response;
       const forms = attachedSecrets(request, unattached, tokenSet, options, binding.secretParameters ?? []);
       scrubCredentials(headers, request, unattached, forms);
 
       if (binding.readResponse) {
-        const raw = await readBuffered(response, this.maxBufferedResponseBytes, exchange, provider);
+        const raw = await readBuffered(response.body, this.maxBufferedResponseBytes, exchange, provider);
         exchange.dispose();
         let read;
         try {
@@ -218,19 +219,19 @@ export class ApiClient {
       }
 
       if (hasNoBody(method, status)) {
-        response.resume();
+        response.body.resume();
         exchange.dispose();
         const rejected = inspect && binding.isTokenRejected({ status, headers });
         return { rejected, result: { status, statusText, headers, body: null, retried: false } };
       }
 
       const head: ApiResponseHead = { status, headers };
-      let responseBody: Buffer | Readable = response;
+      let responseBody: Buffer | Readable = response.body;
       const declared = Number(headers.get('content-length') ?? NaN);
       if (inspect && status >= 400 && !(declared > INSPECT_LIMIT)) {
         let peek: ReadUpTo;
         try {
-          peek = await readUpTo(response, INSPECT_LIMIT);
+          peek = await readUpTo(response.body, INSPECT_LIMIT);
         } catch (cause) {
           throw exchange.translate(cause);
         }

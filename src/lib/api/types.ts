@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
 import { ErrorCodes, OAuthKeeperError } from '../../errors.js';
 import type { ProviderDefinition, ProviderOptions } from '../../provider/types.js';
 import type { RefreshCoordinator } from '../refresh.js';
@@ -20,6 +21,13 @@ export interface ApiProvider {
 export interface ApiKeeper {
   strategy(provider: string): ApiProvider;
   readonly refresher: Pick<RefreshCoordinator, 'forRequest' | 'replaceRejected'>;
+  /** @internal The keeper's connection pool (or the app's dispatcher); without one, a pool shared by such keepers. */
+  readonly apiTransport?: DispatcherSource;
+}
+
+/** Where API calls get their dispatcher (an `ApiTransport`). */
+export interface DispatcherSource {
+  readonly dispatcher: Dispatcher;
 }
 
 /**
@@ -47,6 +55,17 @@ export interface ApiClientOptions {
   maxBufferedResponseBytes?: number;
 }
 
+/** The keeper's `api` option: the options of every API call it makes, and how they travel. */
+export interface KeeperApiOptions extends ApiClientOptions {
+  /**
+   * The undici `Dispatcher` every API call of the keeper goes through — the proxy,
+   * `req.oauthFetch` and `forOwner(key).fetch`: a `ProxyAgent`, an `Agent` with its own
+   * TLS or pool settings, a `MockAgent` in tests. The app closes it. Default: a keep-alive
+   * `Agent` of the keeper's own (one pool per origin), closed by `keeper.close()`.
+   */
+  dispatcher?: Dispatcher;
+}
+
 export const API_DEFAULTS = Object.freeze({
   timeoutMs: 30_000,
   maxBufferedBodyBytes: 1024 * 1024,
@@ -71,6 +90,14 @@ export const TRANSPORT_HEADERS: ReadonlySet<string> = new Set([
   'http2-settings',
 ]);
 
+/** What a call uses of its caller's abort signal: an `AbortSignal` is one. */
+export interface CallerSignal {
+  readonly aborted: boolean;
+  readonly reason: unknown;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
 /** One API call, before credentials are attached. */
 export interface ApiCall {
   method: string;
@@ -82,7 +109,7 @@ export interface ApiCall {
   /** Length of a streamed body, when known (its `Content-Length`). */
   bodyLength?: number;
   /** Aborts the call (and a streamed answer): e.g. the client went away. */
-  signal?: AbortSignal;
+  signal?: CallerSignal;
   /** Overrides the client's `timeoutMs` for this call. */
   timeoutMs?: number;
 }
