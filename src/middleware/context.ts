@@ -47,7 +47,8 @@ export interface KeeperParts {
   readonly refresher: RefreshCoordinator;
   readonly passport: PassportLike;
   readonly cookieName: string;
-  readonly logIn: boolean;
+  /** Whether a completed login of this provider signs its user in (`req.logIn`), or only connects it. */
+  readonly logIn: (provider: string) => boolean;
   readonly logger: KeeperLogger;
   readonly providers: readonly string[];
   strategy(provider: string): AnyStrategy;

@@ -24,8 +24,15 @@ export interface KeeperOptions extends TokenKeeperOptions {
   loginPath?: (provider: string) => string;
   /** express-session's cookie name, to tell a missing cookie from a state mismatch. Default `connect.sid`. */
   sessionCookieName?: string;
-  /** Call `req.logIn(user)` after a login when Passport is initialized. Default true. */
-  logIn?: boolean;
+  /**
+   * Sign-in or connect, per provider. `true` (default): a completed login signs its user in
+   * (`req.logIn(user)`, when Passport is initialized), replacing whoever was signed in.
+   * `false`: it only connects — the provider's tokens are kept for this session's owner (or
+   * the `owner` you choose) and the signed-in user, if any, stays. A function decides per
+   * provider: `(provider) => provider === 'cnblogs'` signs in with cnblogs and lets di and sop
+   * be connected to that user.
+   */
+  logIn?: boolean | ((provider: string) => boolean);
   /**
    * Answer each strategy's login and callback routes (default true). Set false when the
    * app mounts `passport.authenticate(...)` on those routes itself; then put
@@ -95,6 +102,9 @@ export class Keeper extends TokenKeeper {
     if (!options.passport || typeof options.passport.authenticate !== 'function') {
       throw configurationError("oauthKeeper needs passport: pass your Passport instance (import passport from 'passport').");
     }
+    if (options.logIn !== undefined && typeof options.logIn !== 'boolean' && typeof options.logIn !== 'function') {
+      throw configurationError('oauthKeeper logIn must be true (sign in), false (only connect) or a function (provider) => boolean.');
+    }
     if (options.owner !== undefined && typeof options.owner !== 'function') {
       throw configurationError('oauthKeeper owner must be a function (req, user, profile) => your stable user id, or undefined to keep the session\'s owner.');
     }
@@ -108,7 +118,7 @@ export class Keeper extends TokenKeeper {
       refresher: this.refresher,
       passport: options.passport,
       cookieName: options.sessionCookieName ?? 'connect.sid',
-      logIn: options.logIn ?? true,
+      logIn: typeof options.logIn === 'function' ? options.logIn : () => options.logIn !== false,
       logger,
       providers: Object.freeze(this.providers),
       strategy: (provider: string) => this.strategy(provider),

@@ -57,7 +57,7 @@ export function callbackRoute(parts: KeeperParts, strategy: AnyStrategy, req: Re
         )(req, res, (err?: unknown) => reject(err ?? new Error('authentication passed'))),
       );
       if (!user) throw refusalOf(info, status, strategy.name);
-      await establish(parts, req, user);
+      await establish(parts, req, user, (info as AuthenticationInfo).provider);
       await keepLogin(parts, req, info as AuthenticationInfo, user);
       res.set('cache-control', 'no-store');
       res.redirect(303, (info as AuthenticationInfo).returnTo);
@@ -109,12 +109,12 @@ async function keepLogin(parts: KeeperParts, req: Request, info: AuthenticationI
 }
 
 /**
- * Logs the user in through Passport when it is set up, and always leaves the request
+ * Logs the user in through Passport when it is set up and this provider signs in (`logIn`), and always leaves the request
  * with a new session id (fixation) holding the old data: other tabs' logins, the owner.
  */
-async function establish(parts: KeeperParts, req: Request, user: unknown): Promise<void> {
+async function establish(parts: KeeperParts, req: Request, user: unknown, provider: string): Promise<void> {
   const before = req.sessionID;
-  if (parts.logIn && typeof req.logIn === 'function') {
+  if (parts.logIn(provider) && typeof req.logIn === 'function') {
     await new Promise<void>((resolve, reject) =>
       req.logIn(user as Express.User, { keepSessionInfo: true } as Parameters<Request['logIn']>[1], (e?: unknown) => (e ? reject(e) : resolve())),
     );
