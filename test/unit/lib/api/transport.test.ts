@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { Agent, MockAgent, type Dispatcher } from 'undici';
@@ -33,28 +34,34 @@ function keeperWith(apiURL: string, apiTransport?: ApiTransport): ApiKeeper {
   } as unknown as ApiKeeper;
 }
 
+interface Upstream {
+  url: string;
+  /** The server side of every connection made to it. */
+  sockets: Socket[];
+  /** Answers held back while `holding`. */
+  hold: ServerResponse[];
+  holding: boolean;
+  server: Server;
+}
+
 /** An upstream that counts its connections; its own sockets are unref'd so that only the client's are counted. */
-async function startUpstream(): Promise<{ url: string; sockets: Socket[]; hold: ServerResponse[]; holding: boolean; close(): Promise<void> }> {
-  const state = { url: '', sockets: [] as Socket[], hold: [] as ServerResponse[], holding: false, close: async () => undefined };
-  const server: Server = createServer((req, res) => {
+async function startUpstream(): Promise<Upstream> {
+  const server = createServer((req, res) => {
     req.resume();
     req.on('end', () => {
-      if (state.holding) state.hold.push(res);
+      if (upstream.holding) upstream.hold.push(res);
       else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ path: req.url }));
     });
   });
+  const upstream: Upstream = { url: '', sockets: [], hold: [], holding: false, server };
   server.on('connection', (socket) => {
     socket.unref();
-    state.sockets.push(socket);
+    upstream.sockets.push(socket);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  state.close = () =>
-    new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
-  return state;
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  upstream.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return upstream;
 }
 
 /** TCP sockets that keep the event loop alive (unref'd ones are not listed). */
@@ -76,7 +83,7 @@ const get = (client: ApiClient, path: string) => client.call(session, { method: 
 const tick = (ms = 0) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('the API transport', () => {
-  let upstream: Awaited<ReturnType<typeof startUpstream>>;
+  let upstream: Upstream;
   let baseline: number;
   beforeAll(async () => {
     // Sockets of the test run's own start-up (the redis-server readiness check) close first.
@@ -90,7 +97,9 @@ describe('the API transport', () => {
   });
   afterEach(async () => {
     for (const res of upstream.hold) res.destroy();
-    await upstream.close();
+    upstream.server.closeAllConnections();
+    upstream.server.close();
+    await once(upstream.server, 'close');
   });
 
   it('keeps connections alive across calls, never holds the process with them while idle, and closes them on close()', async () => {
