@@ -20,29 +20,35 @@ const defined = (o) => Object.fromEntries(Object.entries(o).filter(([, v]) => v 
 const providers = {
   async di(config, callbackURL, sandboxes, notices) {
     let options = defined(config.di);
+    let expireAtProvider;
     if (!options.clientID) {
-      const sandbox = await startDiSandbox({ title: 'DI开放平台 sandbox' });
+      const sandbox = await startDiSandbox({ title: 'DI开放平台 sandbox', accessTokenTtlSeconds: SANDBOX_TOKEN_SECONDS });
       sandboxes.push(sandbox);
       options = { ...options, clientID: 'sandbox-client', clientSecret: 'sandbox-secret', baseURL: sandbox.url };
       notices.push(`di: sandbox provider at ${sandbox.url} (log in as alice / wonderland).`);
+      expireAtProvider = () => sandbox.engine.expireAccessTokens();
     }
     return {
       strategy: new DiStrategy({ ...options, callbackURL }),
       sample: { method: 'GET', path: '/api/di/patent/search/expression?express=' + encodeURIComponent('申请人=(华为) AND 分类号=(H04L)') + '&page=1&page_row=10' },
+      expireAtProvider,
     };
   },
   async cnblogs(config, callbackURL, sandboxes, notices) {
     let options = defined(config.cnblogs);
+    let expireAtProvider;
     if (!options.clientID) {
-      const sandbox = await startCnblogsSandbox({ title: '博客园 sandbox' });
+      const sandbox = await startCnblogsSandbox({ title: '博客园 sandbox', accessTokenTtlSeconds: SANDBOX_TOKEN_SECONDS });
       sandboxes.push(sandbox);
       options = { ...options, clientID: 'sandbox-client', clientSecret: 'sandbox-secret', issuer: sandbox.url, apiURL: `${sandbox.url}/api` };
       notices.push(`cnblogs: sandbox OpenID provider at ${sandbox.url} (log in as alice / wonderland).`);
+      expireAtProvider = () => sandbox.engine.expireAccessTokens();
     }
-    return { strategy: new CnblogsStrategy({ ...options, callbackURL }), sample: { method: 'GET', path: '/api/cnblogs/users' } };
+    return { strategy: new CnblogsStrategy({ ...options, callbackURL }), sample: { method: 'GET', path: '/api/cnblogs/users' }, expireAtProvider };
   },
   async sop(config, callbackURL, sandboxes, notices) {
     let options = defined(config.sop);
+    let expireAtProvider;
     if (!options.clientID) {
       const app = generateKeyPairSync('rsa', { modulusLength: 2048 });
       const sandbox = await startSopSandbox({ title: 'SOP open platform sandbox', apps: [{ appId: 'sandbox-app', publicKey: app.publicKey }] });
@@ -55,8 +61,14 @@ const providers = {
         platformPublicKey: sandbox.platformPublicKey,
       };
       notices.push(`sop: sandbox platform at ${sandbox.url} (log in as alice / wonderland).`);
+      // sop tokens never expire; the platform can still time them out (aop.app-auth-token-time-out).
+      expireAtProvider = () => sandbox.expireAppAuthTokens();
     }
-    return { strategy: new SopStrategy({ ...options, callbackURL }), sample: { method: 'POST', path: '/api/sop/goods.get', body: JSON.stringify({ goods_name: 'iphone6' }) } };
+    return {
+      strategy: new SopStrategy({ ...options, callbackURL }),
+      sample: { method: 'POST', path: '/api/sop/goods.get', body: JSON.stringify({ goods_name: 'iphone6' }) },
+      expireAtProvider,
+    };
   },
 };
 
@@ -96,10 +108,12 @@ export async function createExampleApp(config) {
   // Providers.
   const strategies = [];
   const apiSamples = {};
+  const expireAtProvider = {};
   for (const [name, make] of Object.entries(providers)) {
-    const { strategy, sample } = await make(config, callback(config, name), sandboxes, notices);
+    const { strategy, sample, expireAtProvider: expire } = await make(config, callback(config, name), sandboxes, notices);
     strategies.push(strategy);
     apiSamples[name] = sample;
+    if (expire) expireAtProvider[name] = expire;
   }
 
   passport.serializeUser((user, done) => done(null, { provider: user.provider, id: user.id, displayName: user.displayName }));
@@ -111,7 +125,10 @@ export async function createExampleApp(config) {
     strategies,
     store,
     passport,
-    logger: { warn: (message, fields) => console.warn(`warning: ${message}`, fields ?? '') },
+    logger: { warn: (message, fields) => console.warn(`warning: ${message}`, fields ?? ''), error: (message, fields) => console.error(`error: ${message}`, fields ?? '') },
+    // Sign in with cnblogs (an OpenID Connect identity); di and sop are data sources connected to that
+    // account: connecting them never replaces who is signed in.
+    logIn: (provider) => provider === SIGN_IN_PROVIDER,
     // Token sets belong to the account, not the browser session: they outlive it, and the job uses them.
     owner: async (req) => {
       req.session.account ??= `acct-${randomBytes(8).toString('hex')}`;
@@ -153,7 +170,7 @@ export async function createExampleApp(config) {
   app.use(keeper.middleware());
 
   app.get('/', (req, res) => {
-    res.type('html').send(homePage({ providers: keeper.providers, apiSamples, notices }));
+    res.type('html').send(homePage({ providers: keeper.providers, apiSamples, notices, signIn: SIGN_IN_PROVIDER, expirable: Object.keys(expireAtProvider) }));
   });
 
   app.get('/status', async (req, res, next) => {
@@ -177,6 +194,15 @@ export async function createExampleApp(config) {
   for (const name of keeper.providers) {
     app.use(`/api/${name}`, keeper.ensureAuthorized(name, { unauthorized: 'status' }), keeper.proxy(name));
   }
+
+  // Sandboxes only: the provider forgets its access tokens, so the next API call is refused, and the
+  // keeper refreshes and retries once — watch it in the refresh events.
+  app.post('/sandbox/:provider/expire', sameOrigin, (req, res) => {
+    const expire = expireAtProvider[req.params.provider];
+    if (!expire) return res.status(404).json({ error: 'not a sandbox provider' });
+    expire();
+    res.status(204).end();
+  });
 
   app.post('/disconnect/:provider', sameOrigin, async (req, res, next) => {
     try {
@@ -248,6 +274,12 @@ function sameOrigin(req, res, next) {
   if (crossOrigin) return res.status(403).json({ error: 'cross-origin request refused' });
   next();
 }
+
+/** The provider users sign in with; the others are connected to the signed-in account. */
+const SIGN_IN_PROVIDER = 'cnblogs';
+
+/** Sandbox access tokens live this long, so that a visitor sees a refresh (60 s before expiry) within a minute. */
+const SANDBOX_TOKEN_SECONDS = 90;
 
 /** Bounded waits on Redis; see "Running in production" in the README. */
 const REDIS_OPTIONS = {

@@ -3,7 +3,7 @@
 // results, the latest refresh events.
 const escape = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
-export function homePage({ providers, apiSamples, notices }) {
+export function homePage({ providers, apiSamples, notices, signIn, expirable = [] }) {
   const cards = providers
     .map((name) => {
       const sample = apiSamples[name];
@@ -11,8 +11,9 @@ export function homePage({ providers, apiSamples, notices }) {
   <h2>${escape(name)} <span class="badge" data-role="state">…</span></h2>
   <p data-role="expiry"></p>
   <p class="actions">
-    <a class="button" data-role="connect" href="/auth/${escape(name)}?returnTo=%2F">Connect</a>
+    <a class="button" data-role="connect" href="/auth/${escape(name)}?returnTo=%2F">${name === signIn ? 'Sign in' : 'Connect'}</a>
     <button data-role="disconnect" type="button">Disconnect</button>
+    ${expirable.includes(name) ? '<button data-role="expire" type="button" title="The sandbox forgets this token: the next call is refused, and the keeper refreshes and retries">Expire at provider</button>' : ''}
     ${sample ? `<button data-role="call" type="button" data-method="${escape(sample.method)}" data-path="${escape(sample.path)}" data-body="${escape(sample.body ?? '')}">Call API</button>` : ''}
   </p>
   ${sample ? `<p class="sample"><code>${escape(sample.method)} ${escape(decodeURIComponent(sample.path))}</code>${sample.body ? ` <code>${escape(sample.body)}</code>` : ''}</p>` : ''}
@@ -44,6 +45,7 @@ table{border-collapse:collapse;width:100%;background:#fff;font-size:.85rem}td,th
 <form method="post" action="/logout"><button type="submit" id="logout">Log out</button></form></header>
 ${notices.map((n) => `<p class="notice">${escape(n)}</p>`).join('\n')}
 <p id="user">Not signed in.</p>
+<p class="sample">${signIn ? `Sign in with <b>${escape(signIn)}</b>; ${escape(providers.filter((p) => p !== signIn).join(' and '))} are connected to the signed-in account and never replace who is signed in (the keeper's <code>logIn</code> option).` : ''}</p>
 <div class="cards">
 ${cards}
 </div>
@@ -52,6 +54,7 @@ ${cards}
 <table><thead><tr><th>provider</th><th>last answer</th></tr></thead><tbody id="job"><tr><td colspan="2">no run yet</td></tr></tbody></table>
 <p class="sample" id="job-at"></p>
 <h2>Latest refresh events</h2>
+<p class="sample">Sandbox access tokens live 90 seconds and are refreshed 60 seconds before they expire, so the background job's calls refresh them within a minute; <b>Expire at provider</b> makes the next call be refused instead, and the keeper refreshes and retries it once.</p>
 <table><thead><tr><th>time</th><th>event</th><th>provider</th><th>details</th></tr></thead><tbody id="events"><tr><td colspan="4">none yet</td></tr></tbody></table>
 <script>
 let status = { providers: {}, events: [] };
@@ -65,6 +68,7 @@ function render() {
     badge.className = 'badge ' + (p.connected ? 'on' : 'off');
     card.querySelector('[data-role=connect]').hidden = p.connected;
     card.querySelector('[data-role=disconnect]').hidden = !p.connected;
+    const expire = card.querySelector('[data-role=expire]'); if (expire) expire.hidden = !p.connected;
     const call = card.querySelector('[data-role=call]'); if (call) call.hidden = !p.connected;
     const expiry = card.querySelector('[data-role=expiry]');
     expiry.textContent = !p.connected ? '' : p.expiresAt ? 'Token expires in ' + fmt(new Date(p.expiresAt) - Date.now()) + ' (scope: ' + (p.scope || '—') + ')' : 'Token never expires (scope: ' + (p.scope || '—') + ')';
@@ -83,6 +87,8 @@ async function refresh() { status = await (await fetch('/status', { headers: { a
 for (const card of document.querySelectorAll('.card')) {
   const name = card.dataset.provider;
   card.querySelector('[data-role=disconnect]').addEventListener('click', async () => { await fetch('/disconnect/' + name, { method: 'POST' }); await refresh(); });
+  const expire = card.querySelector('[data-role=expire]');
+  if (expire) expire.addEventListener('click', async () => { await fetch('/sandbox/' + name + '/expire', { method: 'POST' }); await refresh(); });
   const call = card.querySelector('[data-role=call]');
   if (call) call.addEventListener('click', async () => {
     const out = card.querySelector('[data-role=answer]');
