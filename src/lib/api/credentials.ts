@@ -27,12 +27,13 @@ export function scrubCredentials(headers: Headers, sent: ApiRequest, unattached:
       headers.delete(name);
     }
   }
-  const names: string[] = [];
-  headers.forEach((_value, name) => names.push(name));
-  for (const name of names) {
-    const value = headers.get(name) ?? '';
-    if (holdsSecret(value, forms)) headers.delete(name);
-  }
+  if (forms.length === 0) return;
+  const texts = forms.map((form) => form.toString('utf8'));
+  const holding: string[] = [];
+  headers.forEach((value, name) => {
+    if (holdsSecret(value, texts)) holding.push(name);
+  });
+  for (const name of holding) headers.delete(name);
 }
 
 /**

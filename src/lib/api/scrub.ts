@@ -47,9 +47,9 @@ export function scrubBuffer(body: Buffer, forms: readonly Buffer[]): Buffer {
   return copy;
 }
 
-/** Whether any header value holds a secret. */
-export function holdsSecret(value: string, forms: readonly Buffer[]): boolean {
-  return forms.some((form) => value.includes(form.toString('utf8')));
+/** Whether any header value holds a secret (`texts`: the forms as strings). */
+export function holdsSecret(value: string, texts: readonly string[]): boolean {
+  return texts.some((text) => value.includes(text));
 }
 
 /** Length of the longest end of `buffer` (after `from`) that is how some secret begins. */
@@ -82,7 +82,8 @@ export class ScrubStream extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    const combined = Buffer.concat([this.#tail, chunk]);
+    // Masked in place: the chunk is this answer's own (copied only to join a held-back end).
+    const combined = this.#tail.length === 0 ? chunk : Buffer.concat([this.#tail, chunk]);
     const lastEnd = maskAll(combined, this.#forms);
     const cut = combined.length - pendingPrefix(combined, Math.max(0, lastEnd), this.#forms);
     this.#tail = combined.subarray(cut);
