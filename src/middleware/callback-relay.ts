@@ -67,8 +67,9 @@ export function relayIfNeeded(strategy: AnyStrategy, cookieName: string, req: Re
   }
   if (req.method !== 'GET') return false;
   const query = Object.keys(req.query);
-  if (query.length === 1 && req.query[RELAY_MARK] === RELAY_SCRIPT_VERSION) {
-    res.set('cache-control', 'public, max-age=31536000, immutable');
+  if (query.length === 1 && typeof req.query[RELAY_MARK] === 'string') {
+    // Kept for good under its own version; a page of an older version (mid-deploy) still gets a script.
+    res.set('cache-control', req.query[RELAY_MARK] === RELAY_SCRIPT_VERSION ? 'public, max-age=31536000, immutable' : 'no-cache');
     res.set('x-content-type-options', 'nosniff');
     res.set('content-type', 'text/javascript; charset=utf-8');
     res.send(RELAY_SCRIPT);
