@@ -71,7 +71,8 @@ async function fetchBody(
 }
 
 async function toResponse(result: ApiCallResult, method: string, url: URL): Promise<Response> {
-  const headers = new Headers(result.headers);
+  // The answer's own headers (the Response copies them once more).
+  const headers = result.headers;
   let body: BodyInit | null = null;
   if (method === 'HEAD' || NULL_BODY_STATUS.has(result.status) || result.body === null) {
     if (result.body instanceof Readable) result.body.destroy();
