@@ -1,4 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { utimesSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { freePort } from '../helpers/redis-server';
 import { CookieClient } from '../helpers/browser';
@@ -15,6 +16,22 @@ describe('the example app, started with the README command and no configuration'
         child.kill('SIGTERM');
       }
     }
+  });
+
+  it("npm start's build runs only when a source changed", () => {
+    const build = () => spawnSync(process.execPath, ['scripts/build-if-changed.mjs'], { encoding: 'utf8' });
+    const first = build();
+    expect(first.status).toBe(0);
+    const second = build();
+    expect(second.status).toBe(0);
+    expect(second.stdout).toContain('dist/ is up to date (no rebuild)');
+    // A source touched (content unchanged): an incremental rebuild, then up to date again.
+    const now = new Date();
+    utimesSync('src/index.ts', now, now);
+    const third = build();
+    expect(third.status).toBe(0);
+    expect(third.stdout).toContain('sources changed, rebuilding dist/ (incremental)');
+    expect(build().stdout).toContain('dist/ is up to date');
   });
 
   it('on a busy port, says which port and how to pick another, and exits 1', async () => {
