@@ -73,7 +73,20 @@ export type { ForwardHeadersOption, ProxyKeeper, ProxyOptions } from './middlewa
 export { createOAuthFetch } from './middleware/fetch.js';
 export type { ApiClientOptions } from './lib/api/types.js';
 export type { OAuthFetch, OAuthFetchBody, OAuthFetchInit } from './middleware/fetch.js';
-export type { RefreshEvents, RefreshOptions } from './lib/refresh.js';
+export type { KeeperEvents, RefreshEvents, RefreshOptions } from './lib/refresh.js';
+export type { ApiCallEvents, EventErrorCode, LoginEvents, LoginFailureOutcome, StoreEvents, StoreOperation } from './lib/events.js';
+export { TELEMETRY_INSTRUMENTS } from './lib/telemetry.js';
+export type {
+  TelemetryAttributes,
+  TelemetryCounter,
+  TelemetryHistogram,
+  TelemetryInstrument,
+  TelemetryInstrumentOptions,
+  TelemetryMeter,
+  TelemetryOption,
+  TelemetrySpan,
+  TelemetryTracer,
+} from './lib/telemetry.js';
 export type { OAuthToken, TokenSet } from './lib/token-set.js';
 export type { FetchLike } from './lib/http.js';
 export type { EncryptionKey } from './lib/cipher.js';

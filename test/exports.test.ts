@@ -32,6 +32,8 @@ const MAIN = [
   'guardSessionStore',
   'createOAuthFetch',
   'safeReturnTo',
+  // The instruments `telemetry` records (names, units, attribute keys).
+  'TELEMETRY_INSTRUMENTS',
 ];
 /** The kit for provider authors (oauth-keeper/provider). */
 const PROVIDER_KIT = [

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { ErrorCodes, OAuthKeeperError } from '../errors.js';
 import { ownerKeyOf } from '../store/owner.js';
+import type { ApiCallEvents, LoginEvents } from './events.js';
 import type { StoredTokenSet, TokenStore } from '../store/token-store.js';
 import { randomToken } from './pkce.js';
 import type { TokenClient } from './token-client.js';
@@ -45,7 +46,8 @@ export interface RefreshBudget {
 export interface RefreshEvents {
   'refresh:start': [{ provider: string; reason: 'expiring' | 'rejected' }];
   'refresh:success': [{ provider: string; durationMs: number; retries: number }];
-  'refresh:failure': [{ provider: string; code: string; transient: boolean; retries: number }];
+  /** `durationMs` from the refresh's start, its retries included. */
+  'refresh:failure': [{ provider: string; code: string; transient: boolean; retries: number; durationMs: number }];
   'refresh:retry': [{ provider: string; attempt: number; delayMs: number }];
   'lock:wait': [{ provider: string; waitedMs: number; outcome: 'refreshed-elsewhere' | 'acquired' | 'timeout' }];
   /**
@@ -55,6 +57,9 @@ export interface RefreshEvents {
    */
   'reauthorization:required': [{ provider: string; owner: string | null; oauthError?: string }];
 }
+
+/** Everything `keeper.events` emits: refreshes, logins and API calls. No event carries a token. */
+export interface KeeperEvents extends RefreshEvents, LoginEvents, ApiCallEvents {}
 
 interface RequestEntry {
   budget: RefreshBudget;
@@ -69,7 +74,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * session, so a session save can never write an old token set back.
  */
 export class RefreshCoordinator {
-  readonly events = new EventEmitter<RefreshEvents>();
+  readonly events = new EventEmitter<KeeperEvents>();
   readonly #store: TokenStore;
   readonly #inFlight = new Map<string, Promise<TokenSet | null>>();
   readonly #requests = new WeakMap<object, Map<string, RequestEntry>>();
@@ -255,7 +260,7 @@ export class RefreshCoordinator {
           await sleep(delayMs);
           continue;
         }
-        this.events.emit('refresh:failure', { provider, code: failure?.code ?? 'unknown', transient: failure?.transient ?? false, retries });
+        this.events.emit('refresh:failure', { provider, code: failure?.code ?? 'unknown', transient: failure?.transient ?? false, retries, durationMs: Date.now() - started });
         return this.#afterFailure(owner, client, current, rejected, error);
       }
     }

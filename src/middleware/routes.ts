@@ -1,5 +1,6 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { configurationError, ErrorCodes, OAuthKeeperError } from '../errors.js';
+import { loginFailure } from '../lib/events.js';
 import { safeReturnTo } from '../lib/return-to.js';
 import { regenerateSession, requireSession, saveSession } from '../passport/session.js';
 import { sessionIdAtCallback, type AuthenticationInfo } from '../passport/options.js';
@@ -39,14 +40,18 @@ export function loginRoute(parts: KeeperParts, strategy: AnyStrategy, req: Reque
   }
   const returnTo = safeReturnTo(req.query['returnTo']);
   parts.logger.debug?.('login started', { provider: strategy.name });
+  const started = Date.now();
   parts.passport.authenticate(perRequest(strategy), { returnTo, sessionCookieName: parts.cookieName }, (err, _user, info, status) => {
     // Only reached when the strategy did not redirect.
-    parts.respond(err ?? refusalOf(info, status, strategy.name), req, res, next);
+    const error = err ?? refusalOf(info, status, strategy.name);
+    parts.refresher.events.emit('login:failure', loginFailure(strategy.name, error, started));
+    parts.respond(error, req, res, next);
   })(req, res, next);
 }
 
 export function callbackRoute(parts: KeeperParts, strategy: AnyStrategy, req: Request, res: Response, next: NextFunction): void {
   void (async () => {
+    const started = Date.now();
     try {
       requireSession(req, 'The oauth-keeper callback route');
       if (req.method === 'POST' && req.body === undefined) req.body = await readForm(req);
@@ -61,7 +66,9 @@ export function callbackRoute(parts: KeeperParts, strategy: AnyStrategy, req: Re
       await keepLogin(parts, req, info as AuthenticationInfo, user);
       res.set('cache-control', 'no-store');
       res.redirect(303, (info as AuthenticationInfo).returnTo);
+      parts.refresher.events.emit('login:success', { provider: strategy.name, durationMs: Date.now() - started });
     } catch (error) {
+      parts.refresher.events.emit('login:failure', loginFailure(strategy.name, error, started));
       parts.respond(error, req, res, next);
     }
   })();
@@ -72,8 +79,9 @@ export function completeLogin(parts: KeeperParts, options: { redirect?: boolean 
   const redirect = options.redirect ?? true;
   return (req, res, next) => {
     void (async () => {
+      const started = Date.now();
+      const info = req.authInfo as AuthenticationInfo | undefined;
       try {
-        const info = req.authInfo as AuthenticationInfo | undefined;
         const arrivedWith = info === undefined ? undefined : sessionIdAtCallback(info);
         if (info === undefined || arrivedWith === undefined || !parts.has(info.provider)) {
           throw configurationError(
@@ -90,10 +98,12 @@ export function completeLogin(parts: KeeperParts, options: { redirect?: boolean 
         const returnTo = info.returnTo || safeReturnTo(session.returnTo);
         delete session.returnTo;
         await keepLogin(parts, req, info, req.user);
+        parts.refresher.events.emit('login:success', { provider: info.provider, durationMs: Date.now() - started });
         if (!redirect) return next();
         res.set('cache-control', 'no-store');
         res.redirect(303, returnTo);
       } catch (error) {
+        if (info !== undefined && parts.has(info.provider)) parts.refresher.events.emit('login:failure', loginFailure(info.provider, error, started));
         parts.respond(error, req, res, next);
       }
     })();

@@ -4,6 +4,7 @@ import type { ApiClient } from '../lib/api/client.js';
 import { ApiTransport } from '../lib/api/transport.js';
 import type { KeeperApiOptions } from '../lib/api/types.js';
 import { RefreshCoordinator, type RefreshOptions } from '../lib/refresh.js';
+import { attachTelemetry, telemetryProblem, type TelemetryOption } from '../lib/telemetry.js';
 import type { TokenStore } from '../store/token-store.js';
 import type { AnyStrategy, KeeperLogger } from './context.js';
 import type { OwnerParts } from './owner-tokens.js';
@@ -22,6 +23,12 @@ export interface TokenKeeperOptions {
    * limits), and `dispatcher`: the undici Dispatcher of every API call of the keeper.
    */
   api?: KeeperApiOptions;
+  /**
+   * Metrics (and spans) of logins, refreshes, lock waits, API calls and store errors
+   * through OpenTelemetry: `{ meter: metrics.getMeter('oauth-keeper'), tracer? }`, or `true`
+   * for `@opentelemetry/api`'s global meter and tracer (loaded only then). Off by default.
+   */
+  telemetry?: TelemetryOption;
 }
 
 const EVENTS = ['refresh:start', 'refresh:success', 'refresh:failure', 'refresh:retry', 'lock:wait', 'reauthorization:required'] as const;
@@ -34,7 +41,7 @@ const EVENTS = ['refresh:start', 'refresh:success', 'refresh:failure', 'refresh:
  */
 export class TokenKeeper {
   /** The option names this keeper reads; any other key is refused, naming the nearest one. */
-  static readonly optionNames: readonly string[] = Object.freeze(['strategies', 'store', 'refresh', 'logger', 'api']);
+  static readonly optionNames: readonly string[] = Object.freeze(['strategies', 'store', 'refresh', 'logger', 'api', 'telemetry']);
 
   readonly store: TokenStore;
   readonly refresher: RefreshCoordinator;
@@ -59,6 +66,9 @@ export class TokenKeeper {
     this.refresher = new RefreshCoordinator(options.store, options.refresh);
     const logger = options.logger ?? {};
     this.logger = logger;
+    const problem = telemetryProblem(options.telemetry);
+    if (problem) throw configurationError(problem);
+    attachTelemetry(options.telemetry, this.refresher.events, this.store.events, (message, fields) => logger.warn?.(message, fields));
     const debug = logger.debug?.bind(logger);
     if (debug) {
       // Refresh events carry no token; they go to the debug log as they are.

@@ -1,5 +1,7 @@
+import { EventEmitter } from 'node:events';
 import { configurationError, ErrorCodes, OAuthKeeperError } from '../errors.js';
 import { TokenCipher, type EncryptionKey } from '../lib/cipher.js';
+import type { StoreEvents, StoreOperation } from '../lib/events.js';
 import type { TokenSet } from '../lib/token-set.js';
 import type { TokenStoreBackend } from './backend.js';
 
@@ -65,6 +67,8 @@ const DEFAULT_MAX_AGE = 30 * 24 * 3600;
 /** Encrypts token sets and keeps them per (session owner, provider). */
 export class TokenStore {
   readonly backend: TokenStoreBackend;
+  /** `store:error` when an operation fails (see {@link StoreEvents}); never a key, an owner or a token. */
+  readonly events = new EventEmitter<StoreEvents>();
   readonly #cipher: TokenCipher;
   readonly #prefix: string;
   readonly #maxAge: number;
@@ -103,7 +107,7 @@ export class TokenStore {
 
   async get(owner: string, provider: string): Promise<StoredTokenSet | null> {
     const key = this.tokenKey(owner, provider);
-    const entry = await this.#call(() => this.backend.read(key));
+    const entry = await this.#call('read', () => this.backend.read(key));
     if (!entry) return null;
     return { ...unseal(this.#cipher.decrypt(entry.value, key)), generation: entry.generation };
   }
@@ -117,7 +121,7 @@ export class TokenStore {
     const key = this.tokenKey(owner, provider);
     const record: Sealed = { v: 1, set: tokenSet, connectedAt };
     const sealed = this.#cipher.encrypt(JSON.stringify(record), key);
-    return this.#call(() => this.backend.write(key, sealed, this.#ttlFor(tokenSet), expectedGeneration));
+    return this.#call('write', () => this.backend.write(key, sealed, this.#ttlFor(tokenSet), expectedGeneration));
   }
 
   /**
@@ -133,12 +137,12 @@ export class TokenStore {
     if (last !== undefined && now - last < (this.#maxAge * 1000) / 10) return;
     if (this.#touched.size >= MAX_REMEMBERED_TOUCHES) this.#touched.clear();
     this.#touched.set(key, now);
-    this.#call(() => this.backend.touch!(key, this.#ttlFor(tokenSet))).catch(() => this.#touched.delete(key));
+    this.#call('touch', () => this.backend.touch!(key, this.#ttlFor(tokenSet))).catch(() => this.#touched.delete(key));
   }
 
   async delete(owner: string, providers: readonly string[]): Promise<void> {
     for (const provider of providers) this.#touched.delete(this.tokenKey(owner, provider));
-    await this.#call(() => this.backend.remove(providers.map((p) => this.tokenKey(owner, p))));
+    await this.#call('remove', () => this.backend.remove(providers.map((p) => this.tokenKey(owner, p))));
   }
 
   #ttlFor(set: TokenSet): number {
@@ -148,7 +152,7 @@ export class TokenStore {
     return Math.max(1, Math.min(this.#maxAge, seconds));
   }
 
-  async #call<T>(operation: () => Promise<T>): Promise<T> {
+  async #call<T>(name: StoreOperation, operation: () => Promise<T>): Promise<T> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timedOut = new Error(`no answer within ${this.#timeoutMs} ms`);
     const timeout = new Promise<never>((_, reject) => {
@@ -160,6 +164,7 @@ export class TokenStore {
       pending.catch(() => undefined);
       return await Promise.race([pending, timeout]);
     } catch (cause) {
+      this.events.emit('store:error', { operation: name, reason: cause === timedOut ? 'timeout' : 'error' });
       throw new OAuthKeeperError(
         ErrorCodes.STORE_UNAVAILABLE,
         `The token store could not be reached${cause === timedOut ? ` (${timedOut.message})` : ''}. ` +

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { configurationError, ErrorCodes, OAuthKeeperError } from '../../errors.js';
 import type { ApiBinding, ApiRequest, ApiResponseHead, ProviderOptions } from '../../provider/types.js';
+import { observeApiCall } from '../events.js';
 import type { TokenSet } from '../token-set.js';
 import { readUpTo, type ReadUpTo } from './body.js';
 import { attachedSecrets, scrubCredentials, scrubResult } from './credentials.js';
@@ -103,7 +104,11 @@ export class ApiClient {
    * API_UPSTREAM_FAILED (502), API_UPSTREAM_TIMEOUT (504), API_REQUEST_INVALID, or what
    * the provider's binding throws; rejects with the signal's reason when aborted.
    */
-  async call(session: ApiSession, call: ApiCall): Promise<ApiCallResult> {
+  call(session: ApiSession, call: ApiCall): Promise<ApiCallResult> {
+    return observeApiCall(this.#keeper.refresher, this.provider, () => this.#call(session, call));
+  }
+
+  async #call(session: ApiSession, call: ApiCall): Promise<ApiCallResult> {
     const provider = this.provider;
     const strategy = this.#keeper.strategy(provider);
     const refresher = this.#keeper.refresher;

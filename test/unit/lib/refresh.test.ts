@@ -372,7 +372,7 @@ describe('RefreshCoordinator: transient failures', () => {
     expect(t.grants).toHaveLength(3);
     expect(t.named('refresh:retry')).toHaveLength(2);
     expect(t.named('refresh:failure')).toEqual([
-      { provider: PROVIDER, code: ErrorCodes.TOKEN_ENDPOINT_FAILED, transient: true, retries: 2 },
+      { provider: PROVIDER, code: ErrorCodes.TOKEN_ENDPOINT_FAILED, transient: true, retries: 2, durationMs: expect.any(Number) },
     ]);
     expect(await t.stored()).toMatchObject({ accessToken: 'at-1' });
   });
@@ -492,7 +492,7 @@ describe('RefreshCoordinator: permanent failures', () => {
     expect(t.grants).toHaveLength(1);
     expect(await t.stored()).toEqual(current);
     expect(t.named('refresh:failure')).toEqual([
-      { provider: PROVIDER, code: ErrorCodes.TOKEN_RESPONSE_MALFORMED, transient: false, retries: 0 },
+      { provider: PROVIDER, code: ErrorCodes.TOKEN_RESPONSE_MALFORMED, transient: false, retries: 0, durationMs: expect.any(Number) },
     ]);
   });
 
