@@ -73,6 +73,8 @@ app.get('/free', (req, res) => {
   // @ts-expect-error oauthToken may be undefined here
   const direct: string = req.oauthToken.accessToken;
   const maybe: string | undefined = req.oauthToken?.accessToken;
+  // @ts-expect-error req.oauthFetch is there only where keeper.middleware() ran
+  void req.oauthFetch('acme', '/x');
   res.json({ direct, maybe });
 });
 
@@ -99,7 +101,7 @@ app.get(
     // @ts-expect-error the refresh token is never exposed, with authorized() either
     void req.oauthToken.refreshToken;
     // req.oauthFetch answers the global WHATWG Response (status, json()), not Express's.
-    const upstream = await req.oauthFetch!('acme', `/repos/${id}`, { headers: { accept: 'application/json' } });
+    const upstream = await req.oauthFetch('acme', `/repos/${id}`, { headers: { accept: 'application/json' } });
     const upstreamStatus: number = upstream.status;
     const body: unknown = await upstream.json();
     const global: globalThis.Response = upstream;

@@ -4,8 +4,11 @@ import { authorized, ErrorCodes, isOAuthKeeperError, type OAuthToken } from '../
 
 const token: OAuthToken = Object.freeze({ provider: 'acme', accessToken: 'at-1', tokenType: 'Bearer', expiresAt: null, scope: 'read', extras: {} });
 
-/** Stands for the guard: sets req.oauthToken as ensureAuthorized does after its checks. */
+const oauthFetch = async () => new globalThis.Response('{}');
+
+/** Stands for keeper.middleware() and the guard: sets req.oauthFetch and req.oauthToken. */
 function guard(req: Request, _res: Response, next: NextFunction): void {
+  req.oauthFetch = oauthFetch;
   req.oauthToken = token;
   next();
 }
@@ -21,20 +24,29 @@ function appWith(...handlers: express.RequestHandler[]): express.Express {
 
 describe('authorized(handler)', () => {
   it('runs the handler behind the guard with req.oauthToken, answering what it answers', async () => {
-    const app = appWith(guard, authorized((req, res) => res.json({ provider: req.oauthToken.provider, scope: req.oauthToken.scope })));
+    const app = appWith(
+      guard,
+      authorized(async (req, res) => {
+        const upstream = await req.oauthFetch('acme', '/user');
+        res.json({ provider: req.oauthToken.provider, scope: req.oauthToken.scope, upstream: await upstream.json(), same: req.oauthFetch === oauthFetch });
+      }),
+    );
     const res = await request(app).get('/r');
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ provider: 'acme', scope: 'read' });
+    expect(res.body).toEqual({ provider: 'acme', scope: 'read', upstream: {}, same: true });
   });
 
   it('refuses to run where no guard ran: next() gets MIDDLEWARE_NOT_MOUNTED, naming the guard to mount', async () => {
     const handler = jest.fn();
     const next = jest.fn();
     authorized(handler)({} as Request, {} as Response, next);
+    authorized(handler)({ oauthToken: token } as Request, {} as Response, next); // a token set by hand, no keeper.middleware()
     expect(handler).not.toHaveBeenCalled();
-    const error: unknown = next.mock.calls[0]?.[0];
-    expect(isOAuthKeeperError(error) && error.code).toBe(ErrorCodes.MIDDLEWARE_NOT_MOUNTED);
-    expect((error as Error).message).toContain('ensureAuthorized(provider)');
+    expect(next).toHaveBeenCalledTimes(2);
+    for (const [error] of next.mock.calls as unknown[][]) {
+      expect(isOAuthKeeperError(error) && error.code).toBe(ErrorCodes.MIDDLEWARE_NOT_MOUNTED);
+      expect((error as Error).message).toContain('ensureAuthorized(provider)');
+    }
     expect((await request(appWith(authorized(handler))).get('/r')).body).toEqual({ code: ErrorCodes.MIDDLEWARE_NOT_MOUNTED });
   });
 
@@ -49,7 +61,7 @@ describe('authorized(handler)', () => {
     }));
     expect((await request(rejected).get('/r')).body).toEqual({ code: 'async failure' });
     const next = jest.fn();
-    authorized(() => Promise.reject(undefined))({ oauthToken: token } as Request, {} as Response, next);
+    authorized(() => Promise.reject(undefined))({ oauthToken: token, oauthFetch } as Request, {} as Response, next);
     await new Promise((resolve) => setImmediate(resolve));
     expect(next).toHaveBeenCalledWith(expect.objectContaining({ message: 'The authorized handler rejected without a reason.' }));
   });
