@@ -9,6 +9,7 @@ import { CnblogsStrategy, DiStrategy, guardSessionStore, MemoryBackend, oauthKee
 import { startCnblogsSandbox, startDiSandbox, startSopSandbox } from 'oauth-keeper/sandbox';
 import { homePage } from './home.mjs';
 import { startBackgroundJob } from './job.mjs';
+import { metricsEndpoint } from './metrics.mjs';
 
 /** Drops undefined values, so unset variables fall back to the strategies' own defaults. */
 const defined = (o) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
@@ -121,7 +122,10 @@ export async function createExampleApp(config) {
   // The app's accounts: the example has no sign-up, so the first provider login of a browser
   // opens an account and later logins join it. A real app returns its own user id here.
   const accounts = accountRegistry(redis);
+  // Logins, refreshes, lock waits, API calls and store errors, served at GET /metrics.
+  const metrics = metricsEndpoint();
   const keeper = oauthKeeper({
+    telemetry: { meter: metrics.meter },
     strategies,
     store,
     passport,
@@ -168,6 +172,9 @@ export async function createExampleApp(config) {
   app.use(passport.initialize());
   app.use(passport.session());
   app.use(keeper.middleware());
+
+  // Prometheus's scrape: counts and durations by provider and outcome, never a token or a user.
+  app.get('/metrics', metrics.handler);
 
   app.get('/', (req, res) => {
     res.type('html').send(homePage({ providers: keeper.providers, apiSamples, notices, signIn: SIGN_IN_PROVIDER, expirable: Object.keys(expireAtProvider) }));
