@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Express } from 'express';
 import { metrics, trace, type Meter, type Tracer } from '@opentelemetry/api';
 import { ErrorCodes, MemoryBackend, TELEMETRY_INSTRUMENTS, TokenStore, tokenKeeper, type Keeper, type StoredEntry, type TelemetryOption } from '../../src/index';
@@ -46,6 +48,14 @@ describe('telemetry: { meter, tracer }', () => {
       expect(meter.instruments.get(name)).toMatchObject({ kind, options: { unit } });
     }
     expect(meter.instruments.get('oauth_keeper.api.duration')!.options!.advice!.explicitBucketBoundaries).toContain(0.1);
+  });
+
+  it('is documented: the README lists every instrument', () => {
+    const readme = readFileSync(join(__dirname, '..', '..', 'README.md'), 'utf8');
+    const start = readme.indexOf('\n## Metrics and traces\n');
+    expect(start).toBeGreaterThan(0);
+    const section = readme.slice(start, readme.indexOf('\n## ', start + 1));
+    for (const { name, kind } of TELEMETRY_INSTRUMENTS) expect(section).toMatch(new RegExp(`^\\| \`${name.replace(/\./g, '\\.')}\` \\| ${kind}`, 'm'));
   });
 
   it('counts logins by outcome, proxy calls by status class and retry, and refreshes, with spans', async () => {
