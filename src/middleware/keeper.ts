@@ -78,7 +78,7 @@ type Route = { kind: 'login' | 'callback'; strategy: AnyStrategy };
  * The keeper: the registry of strategies and the token store, and the façade of what an
  * app mounts — `middleware()` (login and callback routes, `req.oauthFetch`), the guard,
  * the proxy, logout — each of which lives in its own module and sees the keeper only
- * through {@link KeeperParts}.
+ * through its internal parts.
  */
 export class Keeper extends TokenKeeper {
   static override readonly optionNames: readonly string[] = Object.freeze([

@@ -12,13 +12,13 @@ import { sendError } from './respond.js';
 export type ForwardHeadersOption =
   /** Only these (plus `content-type` and `content-encoding` of a body). */
   | { allow: readonly string[] }
-  /** Everything except these; replaces {@link DEFAULT_DENIED_REQUEST_HEADERS}. */
+  /** Everything except these; replaces the default deny-list (`Origin`, `Referer`, `Forwarded`, `Via`, `X-Forwarded-*`, `X-Real-IP`, `Sec-*`). */
   | { deny: readonly string[] };
 
 export interface ProxyOptions extends ApiClientOptions {
   /** Methods forwarded; others get 405. Default GET, HEAD, POST, PUT, PATCH, DELETE. */
   allowedMethods?: readonly string[];
-  /** Default: every header except {@link DEFAULT_DENIED_REQUEST_HEADERS} and the never-forwarded ones. */
+  /** Default: every header except the deny-list (`Origin`, `Referer`, `Forwarded`, `Via`, `X-Forwarded-*`, `X-Real-IP`, `Sec-*`) and the never-forwarded ones. */
   forwardHeaders?: ForwardHeadersOption;
   /** Replaces the default error answer (JSON with the error's code and message). */
   onError?: (error: OAuthKeeperError, req: Request, res: Response, next: NextFunction) => void;
