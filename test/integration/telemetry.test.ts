@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Express } from 'express';
 import { metrics, trace, type Meter, type Tracer } from '@opentelemetry/api';
@@ -119,6 +120,18 @@ describe('telemetry: { meter, tracer }', () => {
     }
   });
 
+  it('a meter that throws disturbs no login or call, and is reported once', async () => {
+    const broken = { add: () => { throw new Error('exporter down'); }, record: () => { throw new Error('exporter down'); } };
+    const meter = { createCounter: () => broken, createHistogram: () => broken };
+    const warnings: string[] = [];
+    const t = await createTestApp({ storage: 'memory', keeper: { telemetry: { meter }, logger: { warn: (message) => void warnings.push(message) } }, routes: mountProxies });
+    open.push(t);
+    const agent = t.agent();
+    await login(agent);
+    await agent.get(`/api/${P}/hello`).expect(200);
+    expect(warnings.filter((w) => w.includes('telemetry'))).toEqual(['oauth-keeper telemetry: the meter or tracer threw; its records are skipped']);
+  });
+
   it('counts a refused refresh and the reauthorization it causes', async () => {
     const meter = new TestMeter();
     const t = await app(meter);
@@ -214,6 +227,16 @@ describe('telemetry: true', () => {
     await login(t.agent());
     expect(meter.sum('oauth_keeper.logins', { provider: P, outcome: 'success' })).toBe(1);
     expect(tracer.spans.map((s) => s.name)).toEqual(['oauth-keeper login']);
+  });
+
+  it('is not loaded by loading the package: no @opentelemetry module is required or statically imported (built entry points)', () => {
+    const root = join(__dirname, '..', '..');
+    const script = "require('./dist/cjs/index.js'); require('./dist/cjs/sandbox/index.js'); console.log(Object.keys(require.cache).filter((k) => k.includes('@opentelemetry')).length)";
+    expect(execFileSync(process.execPath, ['-e', script], { cwd: root, encoding: 'utf8' }).trim()).toBe('0');
+    const esm = readdirSync(join(root, 'dist/esm'), { recursive: true, encoding: 'utf8' }).filter((file) => file.endsWith('.js'));
+    expect(esm.length).toBeGreaterThan(0);
+    const staticImports = esm.filter((file) => /(?:^|\n)\s*(?:import|export)\b[^(;]*?from\s*['"]@opentelemetry/.test(readFileSync(join(root, 'dist/esm', file), 'utf8')));
+    expect(staticImports).toEqual([]);
   });
 
   it('takes an OpenTelemetry Meter and Tracer as they are typed, and refuses what is neither', () => {
