@@ -154,7 +154,7 @@ describe('the packed package, installed as users install it', () => {
     // With the target's default lib (DOM included), and with no DOM: fetch's types then come from @types/node.
     expect(tsc(dir, [...strict, '--module', 'nodenext', '--moduleResolution', 'nodenext', 'usage.ts', 'esm.mts'])).toBe('');
     expect(tsc(dir, [...strict, '--lib', 'es2023', '--module', 'commonjs', '--moduleResolution', 'node', 'usage.ts', 'node10.ts'])).toBe('');
-  });
+  }, 180_000); // two full compiles with every .d.ts checked: some 40 s on two cores
 
   // Express 5 is what the tests run on; 4.21 is the oldest Express this package supports. The Node
   // versions come from the npm registry's `node` package: the machine's own Node is 20. Without a

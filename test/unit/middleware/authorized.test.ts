@@ -4,7 +4,7 @@ import { authorized, ErrorCodes, isOAuthKeeperError, type OAuthToken } from '../
 
 const token: OAuthToken = Object.freeze({ provider: 'acme', accessToken: 'at-1', tokenType: 'Bearer', expiresAt: null, scope: 'read', extras: {} });
 
-const oauthFetch = async () => new globalThis.Response('{}');
+const oauthFetch: NonNullable<Request['oauthFetch']> = async () => new globalThis.Response('{}');
 
 /** Stands for keeper.middleware() and the guard: sets req.oauthFetch and req.oauthToken. */
 function guard(req: Request, _res: Response, next: NextFunction): void {
