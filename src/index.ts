@@ -46,7 +46,7 @@ export type { StoredTokenSet, TokenStoreOptions } from './store/token-store.js';
 export type { StoredEntry, TokenStoreBackend } from './store/backend.js';
 export { MemoryBackend } from './store/memory.js';
 export { RedisBackend } from './store/redis.js';
-export type { RedisBackendOptions } from './store/redis.js';
+export type { RedisBackendOptions, RedisClientLike } from './store/redis.js';
 
 export { Keeper, oauthKeeper, ensureAuthorized } from './middleware/keeper.js';
 export { authorized, type AuthorizedHandler } from './middleware/authorized.js';

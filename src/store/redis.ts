@@ -1,4 +1,3 @@
-import type { Cluster, Redis } from 'ioredis';
 import type { StoredEntry, TokenStoreBackend } from './backend.js';
 
 // Values are stored as "<generation>|<ciphertext>" so that one Lua call can compare and set.
@@ -23,9 +22,22 @@ const RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 
+/**
+ * The five Redis commands the backend sends, as an ioredis `Redis` or `Cluster` offers them.
+ * Declared here so that these types need nothing from ioredis (an optional peer): an app on
+ * `MemoryBackend` compiles without it installed.
+ */
+export interface RedisClientLike {
+  get(key: string): Promise<string | null>;
+  set(key: string, value: string, millisecondsToken: 'PX', milliseconds: number, nx: 'NX'): Promise<unknown>;
+  del(...keys: string[]): Promise<number>;
+  expire(key: string, seconds: number): Promise<number>;
+  eval(script: string, numberOfKeys: number, ...args: Array<string | number>): Promise<unknown>;
+}
+
 export interface RedisBackendOptions {
-  /** An ioredis client or Cluster. The backend never closes it. */
-  client: Redis | Cluster;
+  /** An ioredis client or Cluster (any client with these commands). The backend never closes it. */
+  client: RedisClientLike;
 }
 
 /**
@@ -33,7 +45,7 @@ export interface RedisBackendOptions {
  * store with a `{owner}` hash tag, so every key of one session lands in one slot.
  */
 export class RedisBackend implements TokenStoreBackend {
-  readonly #client: Redis | Cluster;
+  readonly #client: RedisClientLike;
 
   constructor(options: RedisBackendOptions) {
     this.#client = options.client;
