@@ -7,7 +7,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { cpuMicros, installCleanup, pinSelf, placement, spawnNode, stopAll } from './lib/proc.mjs';
 import { SERVERS, startUpstream } from './lib/env.mjs';
-import { failureNotes, interleave, ratios } from './lib/rounds.mjs';
+import { failureNotes, foreignLoad, interleave, ratios } from './lib/rounds.mjs';
 import { fixed, int, median, ratioText, table } from './lib/stats.mjs';
 
 export const TRANSPORTS = [
@@ -85,7 +85,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const t0 = Date.now();
   console.log(`transport figure (${quick ? 'quick' : 'full'}), ${placement.note}`);
   const result = await transportFigure(load, console.log);
-  const section = `${TRANSPORT_START}\n## 7. Transport choice for the HTTP layer (issue 11)\n\nCommand: \`npm run build && node bench/transport.mjs${quick ? ' --quick' : ''}\` (also part of \`npm run bench\`), ${new Date().toISOString()}, ${Math.round((Date.now() - t0) / 1000)} s, ${placement.note}.\n\n${result.markdown}\n${TRANSPORT_END}`;
+  const section = `${TRANSPORT_START}\n## 7. Transport choice for the HTTP layer (issue 11)\n\nCommand: \`npm run build && node bench/transport.mjs${quick ? ' --quick' : ''}\` (also part of \`npm run bench\`), ${new Date().toISOString()}, ${Math.round((Date.now() - t0) / 1000)} s, ${placement.note}; other work on the server core during the runs: ${foreignLoad.length ? `median ${fixed(median(foreignLoad) * 100, 0)}%, max ${fixed(Math.max(...foreignLoad) * 100, 0)}%` : 'not measured'} of the core (noisy when above a few %).\n\n${result.markdown}\n${TRANSPORT_END}`;
   console.log(`\n${section}`);
   const file = fileURLToPath(new URL('./RESULTS.md', import.meta.url));
   if (existsSync(file)) {

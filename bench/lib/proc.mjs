@@ -88,6 +88,17 @@ export function cpuMicros(pid) {
   return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLK_TCK;
 }
 
+/** Busy time of one core (all but idle and iowait), in microseconds, from /proc/stat. */
+export function coreBusyMicros(core) {
+  const line = readFileSync('/proc/stat', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`cpu${core} `));
+  if (!line) return NaN;
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
+  return ((total - v[3] - v[4]) * 1e6) / CLK_TCK;
+}
+
 /** { rss, peak } in KiB from /proc/<pid>/status. */
 export function memoryKiB(pid) {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');

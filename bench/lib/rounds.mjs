@@ -2,9 +2,17 @@
 // rotates from round to round; server CPU (utime+stime from /proc), Redis commands and the
 // server's own count of requests received are read around each run (after a short settle, so
 // that requests still in flight when the load stops are in all three), and divided.
+import { performance } from 'node:perf_hooks';
 import { cannon, get } from './load.mjs';
+import { coreBusyMicros, placement } from './proc.mjs';
 import { statsDelta } from './redis.mjs';
 import { median, rotate } from './stats.mjs';
+
+/**
+ * How busy the server core was with other work during each measured run (its busy time minus
+ * the measured server's own CPU, as a share of the run's wall time): the noise of a shared machine.
+ */
+export const foreignLoad = [];
 
 /** After the load stops: wait until every request the server received has been answered or dropped. */
 export async function settle(app, limitMs = 5000) {
@@ -33,9 +41,13 @@ export async function interleave(variants, { rounds, seconds, warmup, connection
       const p0 = await readProbes(v.probes);
       const n0 = await settle(v.app);
       const c0 = v.app.cpu();
+      const b0 = placement.pinned ? coreBusyMicros(placement.serverCore) : NaN;
+      const w0 = performance.now();
       const res = await cannon({ url: v.url, seconds, connections: v.connections ?? connections, headers: v.headers });
       const n1 = await settle(v.app);
       const c1 = v.app.cpu();
+      const b1 = placement.pinned ? coreBusyMicros(placement.serverCore) : NaN;
+      if (Number.isFinite(b0)) foreignLoad.push(Math.max(0, (b1 - b0 - (c1 - c0)) / ((performance.now() - w0) * 1000)));
       const s1 = redis ? await redis.commandStats() : null;
       const served = n1.started - n0.started;
       const p1 = await readProbes(v.probes);
