@@ -152,7 +152,9 @@ const parts = [
   `- Server CPU per request: utime + stime of the server process from /proc/<pid>/stat (CLK_TCK ${CLK_TCK}) read just before and after each run, divided by the requests completed in it. Redis commands per request: \`INFO commandstats\` deltas of the server's own redis-server around each run.`,
   '- Interleaved A/B rounds: every variant runs once per round, the order rotating each round; ratios are taken per round (paired) and given as median (min–max).',
   `- Other work on the server core during the measured runs (its busy time from /proc/stat minus the measured server's CPU, per run): ${foreignLoad.length ? `median ${fixed(median(foreignLoad) * 100, 0)}% of the core, 90th percentile ${fixed(pct([...foreignLoad].sort((a, b) => a - b), 90) * 100, 0)}%, max ${fixed(Math.max(...foreignLoad) * 100, 0)}% over ${foreignLoad.length} runs` : 'not measured (not pinned)'}; on a quiet machine this is near 0%.`,
-  '- **Noise:** this machine was shared with other agents running builds and test suites on the same two cores while these numbers were taken, so absolute figures are low and spreads wide; ratios and CPU per request are steadier than req/s. The lead should re-run `npm run bench` on a quiet machine before quoting any of it.',
+  foreignLoad.length && median(foreignLoad) < 0.05
+    ? '- The server core was quiet during this run; spreads still come from the load generator, Redis and the upstream sharing the other core.'
+    : '- **Noise:** this machine was shared with other work (other agents running builds and test suites on the same two cores) while these numbers were taken, so absolute figures are low and spreads wide; CPU per request and paired ratios are steadier than req/s, but not steady. Re-run `npm run bench` on a quiet machine before quoting any of it.',
   '',
   '## Summary',
   '',
