@@ -28,7 +28,12 @@ interface Harness {
 
 const open: Harness[] = [];
 
-async function setup(strategy: Partial<CnblogsOptions>, sandboxOptions: CnblogsSandboxOptions = {}): Promise<Harness> {
+/** `nonce`: the app's per-response CSP nonce, kept where helmet's documentation keeps it (`res.locals.cspNonce`). */
+async function setup(
+  strategy: Partial<CnblogsOptions>,
+  sandboxOptions: CnblogsSandboxOptions = {},
+  policy: { csp: string; nonce?: string } = { csp: CSP },
+): Promise<Harness> {
   let sandbox: CnblogsSandbox | undefined;
   const seen: string[] = [];
   const t = await createTestApp({
@@ -37,7 +42,8 @@ async function setup(strategy: Partial<CnblogsOptions>, sandboxOptions: CnblogsS
     first: (app) =>
       app.use((req, res, next) => {
         seen.push(`${req.method} ${req.originalUrl}`);
-        res.set('content-security-policy', CSP);
+        if (policy.nonce !== undefined) res.locals['cspNonce'] = policy.nonce;
+        res.set('content-security-policy', policy.csp);
         next();
       }),
     // A control: proves that this browser enforces the policy (an inline script never runs).
@@ -132,6 +138,17 @@ describe.each(['fragment', 'form_post'] as const)('cnblogs hybrid login through 
     expect(headers['x-content-type-options']).toBe('nosniff');
     expect(headers['cache-control']).toMatch(/max-age=\d+/);
     expect(headers['content-security-policy']).toBe(CSP);
+    expect(consoleErrors).toEqual([]);
+  });
+});
+
+describe('cnblogs hybrid login under a nonce-only script policy', () => {
+  it('puts the app\'s res.locals.cspNonce on the relay script', async () => {
+    const nonce = 'bm9uY2Utb2YtdGhpcy1yZXNwb25zZQ';
+    const h = await setup({ responseType: 'code id_token', responseMode: 'fragment' }, {}, { csp: `default-src 'self'; script-src 'nonce-${nonce}'`, nonce });
+    const { page, consoleErrors } = await newPage();
+    await approve(page, h);
+    await expectSignedIn(page, h);
     expect(consoleErrors).toEqual([]);
   });
 });
