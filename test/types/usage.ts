@@ -13,7 +13,9 @@ import {
   OAuthKeeperStrategy,
   oauthKeeper,
   TokenStore,
+  tokenKeeper,
   type AuthorizedHandler,
+  type OwnerConnection,
   type AuthorizedRequest,
   type OAuthToken,
   type ProviderOptions,
@@ -138,4 +140,20 @@ async function sandboxUse(): Promise<void> {
   await sandbox.close();
 }
 
-void [code, status, sandboxUse];
+// A worker: no Express, no Passport, no request.
+async function workerUse(): Promise<void> {
+  const worker = tokenKeeper({ strategies: [strategy], store: new TokenStore({ backend: new MemoryBackend(), encryptionKeys: [Buffer.alloc(32)] }) });
+  const owner = worker.forOwner('user-42');
+  const token: OAuthToken = await owner.token('acme');
+  const answer: globalThis.Response = await owner.fetch('acme', '/repos', { headers: { accept: 'application/json' } });
+  const list: OwnerConnection[] = await owner.connections();
+  const first: Date | null | undefined = list[0]?.expiresAt;
+  const gone: boolean = await owner.disconnect('acme', { revoke: true });
+  // @ts-expect-error the refresh token is not exposed to workers either
+  void token.refreshToken;
+  // @ts-expect-error a worker's keeper takes no passport
+  tokenKeeper({ strategies: [strategy], store: new TokenStore({ backend: new MemoryBackend(), encryptionKeys: [Buffer.alloc(32)] }), passport });
+  void [answer.status, first, gone];
+}
+
+void [code, status, sandboxUse, workerUse];
