@@ -125,6 +125,7 @@ export declare const sop: SopStrategy;
 export declare const strategies: OAuthKeeperStrategy[];
 export declare const verify: AnyVerifyFunction;
 export declare const log: { warn(fields: object, message: string): void };
+export declare const metrics: { increment(name: string, tags?: object): void; histogram(name: string, value: number): void };
 `;
 
 /** A worker's "your app's own modules", for the worker example in README.md. */
