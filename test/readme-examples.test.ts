@@ -293,6 +293,37 @@ async function signIn(url: string, provider: string, returnTo: string, output: s
   if (done.status !== 303 || done.location !== returnTo) throw new Error(`the ${provider} callback answered ${done.status} ${done.location ?? ''}: ${done.text}\n${output}`);
 }
 
+/** GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens. */
+function slug(heading: string): string {
+  return heading
+    .trim()
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+    .replace(/\s/g, '-');
+}
+
+function anchorsOf(doc: string): Set<string> {
+  const text = readFileSync(join(root, doc), 'utf8').replace(/^```[\s\S]*?^```/gm, '');
+  return new Set([...text.matchAll(/^#+ (.*)$/gm)].map((m) => slug(m[1]!)));
+}
+
+describe('the links of README.md and docs/', () => {
+  it('point at files that exist and headings that exist', () => {
+    const broken: string[] = [];
+    for (const doc of documents()) {
+      const text = readFileSync(join(root, doc), 'utf8').replace(/^```[\s\S]*?^```/gm, '');
+      for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (/^[a-z]+:/.test(target!)) continue; // http(s), mailto
+        const [path, anchor] = target!.split('#') as [string, string | undefined];
+        const file = path === '' ? doc : relative(root, join(root, doc, '..', path));
+        if (!existsSync(join(root, file))) broken.push(`${doc}: ${target} (no file ${file})`);
+        else if (anchor !== undefined && file.endsWith('.md') && !anchorsOf(file).has(anchor)) broken.push(`${doc}: ${target} (no heading)`);
+      }
+    }
+    expect(broken).toEqual([]);
+  });
+});
+
 describe('the API reference', () => {
   it('builds from the TSDoc with TypeDoc, without a warning (npm run docs writes it to docs/api/)', () => {
     let output = '';
