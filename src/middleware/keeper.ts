@@ -142,6 +142,11 @@ export class Keeper extends TokenKeeper {
     }
   }
 
+  /**
+   * The provider's login route, with `?returnTo=` when given — for links and redirects:
+   * `keeper.loginURL('di', '/reports')` is `/auth/di?returnTo=%2Freports` (with the default
+   * `loginPath`). The login route keeps only a same-origin path as `returnTo`.
+   */
   loginURL(provider: string, returnTo?: string): string {
     const path = this.#loginPath(provider);
     return returnTo === undefined ? path : `${path}?returnTo=${encodeURIComponent(returnTo)}`;
