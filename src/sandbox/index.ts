@@ -25,4 +25,6 @@ export type {
   CnblogsSandboxFaultTarget,
   CnblogsSandboxCounters,
   CnblogsIssued,
+  CnblogsSandboxClient,
+  CnblogsSandboxResponseType,
 } from './cnblogs/index.js';
