@@ -198,7 +198,7 @@ export class ApiClient {
     const exchange = new Exchange(provider, call.timeoutMs ?? this.timeoutMs, call.signal);
     try {
       exchange.checkCaller();
-      const response = await send(request, body, exchange, this.#transport.dispatcher);
+      const response = await send(request, body, exchange, this.#transport);
       const { status, statusText, headers } = response;
       const forms = attachedSecrets(request, unattached, tokenSet, options, binding.secretParameters ?? []);
       scrubCredentials(headers, request, unattached, forms);

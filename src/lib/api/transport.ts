@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
-import { Agent, type Dispatcher } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
 import { configurationError, ErrorCodes, OAuthKeeperError } from '../../errors.js';
 import type { ApiRequest } from '../../provider/types.js';
 import { asError, noop, readUpTo, type ReadUpTo } from './body.js';
@@ -15,6 +15,10 @@ import { TRANSPORT_HEADERS, type CallerSignal, type DispatcherSource, type Prepa
  * agent, and far less than `fetch`.
  */
 
+/** undici loads on the first API call: an app that never calls an API does not pay for it at start-up. */
+let loading: Promise<typeof import('undici')> | undefined;
+const undici = () => (loading ??= import('undici'));
+
 /**
  * The dispatcher of a keeper's API calls: the app's (`api: { dispatcher }` — a ProxyAgent,
  * a MockAgent, an Agent with its own TLS or pool settings), or an undici `Agent` of the
@@ -23,7 +27,7 @@ import { TRANSPORT_HEADERS, type CallerSignal, type DispatcherSource, type Prepa
  */
 export class ApiTransport implements DispatcherSource {
   readonly #given: Dispatcher | undefined;
-  #own: Agent | undefined;
+  #own: Promise<Agent> | undefined;
 
   constructor(dispatcher?: Dispatcher) {
     if (dispatcher !== undefined && (dispatcher === null || typeof dispatcher !== 'object' || typeof dispatcher.request !== 'function')) {
@@ -32,15 +36,15 @@ export class ApiTransport implements DispatcherSource {
     this.#given = dispatcher;
   }
 
-  get dispatcher(): Dispatcher {
-    return this.#given ?? (this.#own ??= new Agent());
+  dispatcher(): Dispatcher | Promise<Dispatcher> {
+    return this.#given ?? (this.#own ??= undici().then(({ Agent }) => new Agent()));
   }
 
   /** Closes the connections of the keeper's own agent once their calls are done; a given dispatcher is the app's to close. */
   async close(): Promise<void> {
     const own = this.#own;
     this.#own = undefined;
-    await own?.close();
+    await (await own)?.close();
   }
 }
 
@@ -159,7 +163,7 @@ export class Exchange extends EventEmitter {
   }
 }
 
-export async function send(request: ApiRequest, body: PreparedBody, exchange: Exchange, dispatcher: Dispatcher): Promise<Answer> {
+export async function send(request: ApiRequest, body: PreparedBody, exchange: Exchange, transport: DispatcherSource): Promise<Answer> {
   const url = request.url;
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw configurationError('An API binding produced a request that is not http(s).');
   const headers: string[] = [];
@@ -176,6 +180,7 @@ export async function send(request: ApiRequest, body: PreparedBody, exchange: Ex
   }
   let data: Dispatcher.ResponseData;
   try {
+    const dispatcher = await transport.dispatcher();
     data = await dispatcher.request({
       origin: url.origin,
       path: url.pathname + url.search,

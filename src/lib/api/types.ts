@@ -27,7 +27,7 @@ export interface ApiKeeper {
 
 /** Where API calls get their dispatcher (an `ApiTransport`). */
 export interface DispatcherSource {
-  readonly dispatcher: Dispatcher;
+  dispatcher(): Dispatcher | Promise<Dispatcher>;
 }
 
 /**
