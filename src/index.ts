@@ -71,7 +71,7 @@ export { guardSessionStore } from './middleware/session-store.js';
 export type { GuardSessionStoreOptions } from './middleware/session-store.js';
 export type { ForwardHeadersOption, ProxyKeeper, ProxyOptions } from './middleware/proxy.js';
 export { createOAuthFetch } from './middleware/fetch.js';
-export type { ApiClientOptions } from './lib/api/types.js';
+export type { ApiClientOptions, KeeperApiOptions } from './lib/api/types.js';
 export type { OAuthFetch, OAuthFetchBody, OAuthFetchInit } from './middleware/fetch.js';
 export type { KeeperEvents, RefreshEvents, RefreshOptions } from './lib/refresh.js';
 export type { ApiCallEvents, EventErrorCode, LoginEvents, LoginFailureOutcome, StoreEvents, StoreOperation } from './lib/events.js';
