@@ -1,6 +1,4 @@
-import { CookieClient } from '../helpers/browser';
-import { approveAs } from '../helpers/browser-flow';
-import { startExampleApp, type ExampleApp } from '../helpers/processes';
+import { useExampleApp } from '../helpers/example-app';
 import { until } from '../helpers/until';
 
 interface Status {
@@ -10,23 +8,14 @@ interface Status {
 }
 
 describe('the example app: sign in versus connect, and a refresh a visitor can see', () => {
-  let example: ExampleApp | undefined;
-  afterEach(() => {
-    example?.child.kill('SIGTERM');
-  });
+  const start = useExampleApp();
 
   it('connecting di and sop keeps the cnblogs user signed in; "Expire at provider" makes the next call refresh and retry', async () => {
     // The background job is slowed down so that the refresh seen here is the visitor's own call's.
-    example = await startExampleApp({ HOME: process.env['HOME'] ?? '/tmp', JOB_INTERVAL_SECONDS: '3600', CNBLOGS_RESPONSE_TYPE: 'code' });
-    const base = `http://127.0.0.1:${example.port}`;
-    const browser = new CookieClient();
-    const status = async () => (await (await browser.fetch(`${base}/status`, { headers: { accept: 'application/json' } })).json()) as Status;
-    const connect = async (provider: string) => {
-      const start = await browser.fetch(`${base}/auth/${provider}?returnTo=%2F`);
-      const approved = await approveAs(start.headers.get('location')!, { username: 'alice', password: 'wonderland' });
-      const callback = new URL(approved.location!);
-      expect((await browser.fetch(`${base}${callback.pathname}${callback.search}`)).status).toBe(303);
-    };
+    const visitor = await start({ JOB_INTERVAL_SECONDS: '3600' });
+    const { base, browser } = visitor;
+    const status = () => visitor.json<Status>('/status');
+    const connect = visitor.connect;
 
     const home = await (await browser.fetch(`${base}/`)).text();
     expect(home).toMatch(/>Sign in<\/a>/);

@@ -1,7 +1,5 @@
 import { ErrorCodes, TELEMETRY_INSTRUMENTS } from '../../src/index';
-import { CookieClient } from '../helpers/browser';
-import { approveAs } from '../helpers/browser-flow';
-import { startExampleApp, type ExampleApp } from '../helpers/processes';
+import { useExampleApp } from '../helpers/example-app';
 
 /**
  * The example app's GET /metrics (prom-client, fed by the keeper's `telemetry`): after a
@@ -28,22 +26,15 @@ const ALLOWED_LABEL_VALUE = new RegExp(
 );
 
 describe('the example app: GET /metrics', () => {
-  let example: ExampleApp | undefined;
-  afterEach(() => {
-    example?.child.kill('SIGTERM');
-  });
+  const start = useExampleApp();
 
   it('counts a sign-in, a connect and a proxied call, and shows nothing that identifies anyone', async () => {
-    example = await startExampleApp({ HOME: process.env['HOME'] ?? '/tmp', JOB_INTERVAL_SECONDS: '3600', CNBLOGS_RESPONSE_TYPE: 'code' });
-    const base = `http://127.0.0.1:${example.port}`;
-    const browser = new CookieClient();
+    const visitor = await start({ JOB_INTERVAL_SECONDS: '3600' });
+    const { base, browser } = visitor;
     const seen: string[] = [];
     const connect = async (provider: string) => {
-      const start = await browser.fetch(`${base}/auth/${provider}?returnTo=%2F`);
-      const approved = await approveAs(start.headers.get('location')!, { username: 'alice', password: 'wonderland' });
-      const callback = new URL(approved.location!);
+      const callback = await visitor.connect(provider);
       seen.push(callback.searchParams.get('code')!, callback.searchParams.get('state')!);
-      expect((await browser.fetch(`${base}${callback.pathname}${callback.search}`)).status).toBe(303);
     };
     await connect('cnblogs');
     await connect('di');
