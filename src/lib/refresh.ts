@@ -61,9 +61,15 @@ export interface RefreshEvents {
 /** Everything `keeper.events` emits: refreshes, logins and API calls. No event carries a token. */
 export interface KeeperEvents extends RefreshEvents, LoginEvents, ApiCallEvents {}
 
-interface RequestEntry {
-  budget: RefreshBudget;
-  current?: Promise<TokenSet | null>;
+/**
+ * One request's (owner, provider): its token set once read, and its budget (the entry is
+ * the budget). A request's entries are a short list: most requests use one provider.
+ */
+interface RequestEntry extends RefreshBudget {
+  readonly owner: string;
+  readonly provider: string;
+  current: Promise<TokenSet | null> | undefined;
+  readonly next: RequestEntry | undefined;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref?.());
@@ -77,7 +83,7 @@ export class RefreshCoordinator {
   readonly events = new EventEmitter<KeeperEvents>();
   readonly #store: TokenStore;
   readonly #inFlight = new Map<string, Promise<TokenSet | null>>();
-  readonly #requests = new WeakMap<object, Map<string, RequestEntry>>();
+  readonly #requests = new WeakMap<object, RequestEntry>();
   readonly #skewMs: number;
   readonly #leaseMs: number;
   readonly #waitMs: number;
@@ -116,21 +122,22 @@ export class RefreshCoordinator {
    */
   forRequest(request: object, owner: string, client: TokenClient): Promise<TokenSet | null> {
     const entry = this.#requestEntry(request, owner, client.name);
-    return entry.current ?? this.#remember(entry, this.getFresh(owner, client, undefined, entry.budget));
+    return entry.current ?? this.#remember(entry, this.getFresh(owner, client, undefined, entry));
   }
 
   /** For one request: after the provider refused `rejected`, its replacement, within the request's budget. */
   replaceRejected(request: object, owner: string, client: TokenClient, rejected: string): Promise<TokenSet | null> {
     const entry = this.#requestEntry(request, owner, client.name);
-    return this.#remember(entry, this.getFresh(owner, client, rejected, entry.budget));
+    return this.#remember(entry, this.getFresh(owner, client, rejected, entry));
   }
 
   #requestEntry(request: object, owner: string, provider: string): RequestEntry {
-    let entries = this.#requests.get(request);
-    if (!entries) this.#requests.set(request, (entries = new Map()));
-    const key = `${owner}\u0000${provider}`;
-    let entry = entries.get(key);
-    if (!entry) entries.set(key, (entry = { budget: this.budget() }));
+    const first = this.#requests.get(request);
+    for (let entry = first; entry !== undefined; entry = entry.next) {
+      if (entry.owner === owner && entry.provider === provider) return entry;
+    }
+    const entry: RequestEntry = { owner, provider, deadline: Date.now() + this.requestBudgetMs, spent: false, current: undefined, next: first };
+    this.#requests.set(request, entry);
     return entry;
   }
 
@@ -138,7 +145,7 @@ export class RefreshCoordinator {
     entry.current = pending;
     // A failure is not remembered: a later caller in the request reads again (its budget still holds).
     pending.catch(() => {
-      if (entry.current === pending) delete entry.current;
+      if (entry.current === pending) entry.current = undefined;
     });
     return pending;
   }

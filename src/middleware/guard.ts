@@ -1,4 +1,4 @@
-import type { Request, RequestHandler } from 'express';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { configurationError, ErrorCodes, OAuthKeeperError } from '../errors.js';
 import { safeReturnTo } from '../lib/return-to.js';
 import type { KeeperParts } from './context.js';
@@ -46,31 +46,34 @@ export function createGuard(keeper: object, parts: KeeperParts, provider: string
   }
   return (req, res, next) => {
     if (req.oauthKeeper?.keeper !== keeper) return next(notMounted());
-    void (async () => {
-      let reason: OAuthKeeperError | undefined;
-      try {
-        const token = await parts.token(req, name);
-        if (token) {
-          req.oauthToken = token;
-          return next();
-        }
-      } catch (error) {
-        if (!(error instanceof OAuthKeeperError && error.code === ErrorCodes.REAUTHORIZATION_REQUIRED)) return parts.respond(error, req, res, next);
-        reason = error;
-      }
-      res.set('cache-control', 'no-store');
-      if (behaviour === 'redirect' || (behaviour === 'auto' && isNavigation(req))) {
-        res.redirect(302, parts.loginURL(name, safeReturnTo(req.originalUrl)));
-        return;
-      }
-      const error =
-        reason ??
-        new OAuthKeeperError(ErrorCodes.AUTHORIZATION_REQUIRED, `This route needs a ${name} authorization; log in at ${parts.loginURL(name)}.`, {
-          provider: name,
-        });
-      parts.respond(error, req, res, next, true);
-    })();
+    void guard(parts, name, behaviour, req, res, next);
   };
+}
+
+/** One guarded request (a function of its own: no closure made per request). */
+async function guard(parts: KeeperParts, name: string, behaviour: UnauthorizedBehaviour, req: Request, res: Response, next: NextFunction): Promise<void> {
+  let reason: OAuthKeeperError | undefined;
+  try {
+    const token = await parts.token(req, name);
+    if (token) {
+      req.oauthToken = token;
+      return next();
+    }
+  } catch (error) {
+    if (!(error instanceof OAuthKeeperError && error.code === ErrorCodes.REAUTHORIZATION_REQUIRED)) return parts.respond(error, req, res, next);
+    reason = error;
+  }
+  res.set('cache-control', 'no-store');
+  if (behaviour === 'redirect' || (behaviour === 'auto' && isNavigation(req))) {
+    res.redirect(302, parts.loginURL(name, safeReturnTo(req.originalUrl)));
+    return;
+  }
+  const error =
+    reason ??
+    new OAuthKeeperError(ErrorCodes.AUTHORIZATION_REQUIRED, `This route needs a ${name} authorization; log in at ${parts.loginURL(name)}.`, {
+      provider: name,
+    });
+  parts.respond(error, req, res, next, true);
 }
 
 /** `ensureAuthorized` that finds the keeper mounted by `keeper.middleware()`. */

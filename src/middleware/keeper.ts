@@ -4,11 +4,12 @@ import { toOAuthToken, type OAuthToken } from '../lib/token-set.js';
 import { ownerOf } from '../passport/session.js';
 import { disconnectOwner, listConnections, type OwnerConnection } from './connections.js';
 import type { AnyStrategy, KeeperParts, OwnerOption, PassportLike } from './context.js';
-import { createOAuthFetch } from './fetch.js';
+import { apiClients, fetchFor } from './fetch.js';
 import { createGuard, type EnsureAuthorizedOptions, type KeeperContext } from './guard.js';
 import { createLogout, type LogoutOptions } from './logout.js';
 import { createProxy, type ProxyOptions } from './proxy.js';
 import { createResponder, type ErrorHandlerOption } from './respond.js';
+import { attachOAuthFetch, FETCH_MAKER, type FetchMaker } from './request-fetch.js';
 import { callbackRoute, completeLogin, loginRoute } from './routes.js';
 import { TokenKeeper, type TokenKeeperOptions } from './token-keeper.js';
 
@@ -96,6 +97,8 @@ export class Keeper extends TokenKeeper {
   readonly #routes = new Map<string, Route>();
   readonly #parts: KeeperParts;
   readonly #onError: ErrorHandlerOption | undefined;
+  /** A request's `req.oauthFetch`, through the keeper's API clients (made once per provider, with its `api` options). */
+  readonly #fetchMaker: FetchMaker;
 
   constructor(options: KeeperOptions) {
     super(options);
@@ -110,6 +113,8 @@ export class Keeper extends TokenKeeper {
     }
     this.#loginPath = options.loginPath ?? ((name) => `/auth/${name}`);
     this.#onError = options.onError;
+    const clients = apiClients(this, options.api);
+    this.#fetchMaker = (req) => fetchFor(clients, () => ({ owner: ownerOf(req, false), request: req }));
     const logger = this.logger;
     if (options.routes !== false) for (const strategy of options.strategies) this.#register(strategy);
     const loginURL = (provider: string, returnTo?: string) => this.loginURL(provider, returnTo);
@@ -157,10 +162,11 @@ export class Keeper extends TokenKeeper {
    * and `req.oauthFetch`, and answers the login and callback routes of every strategy.
    */
   middleware(): RequestHandler {
-    const context: KeeperContext = Object.freeze({ keeper: this });
+    const make = this.#fetchMaker;
+    const context: KeeperContext = Object.freeze(Object.defineProperty({ keeper: this }, FETCH_MAKER, { value: make }));
     return (req, res, next) => {
       req.oauthKeeper = context;
-      req.oauthFetch = createOAuthFetch(this, req);
+      attachOAuthFetch(req, make);
       const route = this.#routes.get(req.path);
       if (!route) return next();
       if (route.kind === 'login' && (req.method === 'GET' || req.method === 'HEAD')) return loginRoute(this.#parts, route.strategy, req, res, next);

@@ -59,10 +59,22 @@ function unseal(text: string): { tokenSet: TokenSet; connectedAt: number } {
   return { tokenSet: legacy, connectedAt: legacy.obtainedAt };
 }
 
+/** A stored value and its plaintext (see `TokenStore#open`). */
+interface Opened {
+  readonly sealed: string;
+  readonly tokenSet: TokenSet;
+  readonly connectedAt: number;
+}
+
+/** Keys whose last decrypted value this process remembers, at most; then the oldest is forgotten. */
+const MAX_OPENED = 1000;
+
 /** Keys whose last touch this process remembers, at most; then it starts over. */
 const MAX_REMEMBERED_TOUCHES = 10_000;
 
 const DEFAULT_MAX_AGE = 30 * 24 * 3600;
+
+const ignore = (): undefined => undefined;
 
 /** Encrypts token sets and keeps them per (session owner, provider). */
 export class TokenStore {
@@ -76,6 +88,7 @@ export class TokenStore {
   readonly #retryAfter: number;
   readonly #sliding: boolean;
   readonly #touched = new Map<string, number>();
+  readonly #opened = new Map<string, Opened>();
 
   constructor(options: TokenStoreOptions) {
     if (!options || typeof options.backend?.read !== 'function') {
@@ -105,11 +118,31 @@ export class TokenStore {
     return `${this.#prefix}lock:{${owner}}:${provider}`;
   }
 
+  /** Always a read of the backend: what it answers is the set, however recently this process saw it. */
   async get(owner: string, provider: string): Promise<StoredTokenSet | null> {
     const key = this.tokenKey(owner, provider);
     const entry = await this.#call('read', () => this.backend.read(key));
     if (!entry) return null;
-    return { ...unseal(this.#cipher.decrypt(entry.value, key)), generation: entry.generation };
+    const { tokenSet, connectedAt } = this.#open(key, entry.value);
+    return { tokenSet, connectedAt, generation: entry.generation };
+  }
+
+  /**
+   * The stored value decrypted. The last value read under each key is remembered with its
+   * plaintext, so a value read again byte for byte (the same random IV and GCM tag: the same
+   * write) is not decrypted and parsed again. It never answers instead of the backend: a set
+   * rewritten or deleted anywhere reads as a different value, or none. Shared between reads,
+   * so the set is frozen.
+   */
+  #open(key: string, sealed: string): Opened {
+    const last = this.#opened.get(key);
+    if (last !== undefined && last.sealed === sealed) return last;
+    const { tokenSet, connectedAt } = unseal(this.#cipher.decrypt(sealed, key));
+    Object.freeze(tokenSet.extras);
+    const opened: Opened = { sealed, tokenSet: Object.freeze(tokenSet), connectedAt };
+    if (last === undefined && this.#opened.size >= MAX_OPENED) this.#opened.delete(this.#opened.keys().next().value!);
+    this.#opened.set(key, opened);
+    return opened;
   }
 
   /**
@@ -141,7 +174,10 @@ export class TokenStore {
   }
 
   async delete(owner: string, providers: readonly string[]): Promise<void> {
-    for (const provider of providers) this.#touched.delete(this.tokenKey(owner, provider));
+    for (const provider of providers) {
+      this.#touched.delete(this.tokenKey(owner, provider));
+      this.#opened.delete(this.tokenKey(owner, provider));
+    }
     await this.#call('remove', () => this.backend.remove(providers.map((p) => this.tokenKey(owner, p))));
   }
 
@@ -154,20 +190,22 @@ export class TokenStore {
 
   async #call<T>(name: StoreOperation, operation: () => Promise<T>): Promise<T> {
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const timedOut = new Error(`no answer within ${this.#timeoutMs} ms`);
+    // Made only when the time is up: an Error (and its stack) per call was the store's largest cost.
+    let timedOut: Error | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(timedOut), this.#timeoutMs);
+      timer = setTimeout(() => reject((timedOut = new Error(`no answer within ${this.#timeoutMs} ms`))), this.#timeoutMs);
     });
     try {
       const pending = operation();
       // Settled late, after the timeout answered: nothing is waiting for it any more.
-      pending.catch(() => undefined);
+      pending.catch(ignore);
       return await Promise.race([pending, timeout]);
     } catch (cause) {
-      this.events.emit('store:error', { operation: name, reason: cause === timedOut ? 'timeout' : 'error' });
+      const late = timedOut !== undefined && cause === timedOut;
+      this.events.emit('store:error', { operation: name, reason: late ? 'timeout' : 'error' });
       throw new OAuthKeeperError(
         ErrorCodes.STORE_UNAVAILABLE,
-        `The token store could not be reached${cause === timedOut ? ` (${timedOut.message})` : ''}. ` +
+        `The token store could not be reached${late ? ` (${timedOut!.message})` : ''}. ` +
           'Check that Redis is up and the client passed to RedisBackend is connected.',
         { cause, retryAfter: this.#retryAfter },
       );
