@@ -283,7 +283,7 @@ describe('sop: a refresh refusal that is not about the refresh token keeps the p
     for (const secret of [s.set.accessToken, s.set.refreshToken!, FORGED]) expect(res.text).not.toContain(secret);
     // The keeper said so on its event: the refusal's own code, transient or not, retried or not.
     const code = c.error === ErrorCodes.REFRESH_UNAVAILABLE ? ErrorCodes.TOKEN_ENDPOINT_FAILED : c.error;
-    expect(a.failures).toEqual([{ provider: 'sop', code, transient: c.transient, retries: c.transient ? REFRESH.maxRetries : 0 }]);
+    expect(a.failures).toEqual([{ provider: 'sop', code, transient: c.transient, retries: c.transient ? REFRESH.maxRetries : 0, durationMs: expect.any(Number) }]);
 
     await expectKept(a, s);
     await expectRecovered(a, s);
