@@ -19,7 +19,7 @@ export interface ProviderOptions {
   /**
    * The `fetch` every call to the provider is made with — token, revocation, userinfo,
    * discovery, the signing keys (JWKS), the sop gateway — instead of the global one: a proxy
-   * agent, tracing, a test double. (The API proxy streams over its own `node:http` transport.)
+   * agent, tracing, a test double. (API calls go through the keeper's undici `api.dispatcher` instead.)
    */
   fetch?: FetchLike;
 }
