@@ -76,6 +76,22 @@ describe('the shape of src/', () => {
     expect(wrong).toEqual([]);
   });
 
+  it("is the tree the README's table of src/ describes: every source file is named in its folder's row", () => {
+    const readme = readFileSync(join(SRC, '..', 'README.md'), 'utf8');
+    const rows = new Map([...readme.matchAll(/^\| `([\w/]+)\/` \| (.*) \|$/gm)].map((m) => [m[1]!, m[2]!]));
+    const missing = FILES.map(rel)
+      .filter((file) => file.includes('/') && !file.endsWith('/index.ts'))
+      .filter((file) => {
+        const parts = file.split('/');
+        const base = parts.at(-1)!.replace(/\.ts$/, '');
+        if (parts[0] === 'providers' && parts.length === 3) return !new RegExp(`\\b${base}\\b`).test(rows.get('providers') ?? '');
+        if (parts[0] === 'sandbox' && parts.length === 3) return !(rows.get('sandbox') ?? '').includes(`\`${parts[1]}/\``);
+        const folder = parts.slice(0, -1).join('/');
+        return !(rows.get(folder) ?? '').includes(`\`${base}.ts\``);
+      });
+    expect(missing).toEqual([]);
+  });
+
   it('has no source file over 400 lines', () => {
     const long = FILES.map((file) => [rel(file), readFileSync(file, 'utf8').split('\n').length] as const).filter(([, lines]) => lines > 400);
     expect(long).toEqual([]);
