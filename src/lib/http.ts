@@ -83,6 +83,14 @@ export async function httpRequest(request: HttpRequest): Promise<HttpResponse> {
   }
 }
 
+/** The first error of `type` in an error's cause chain (a few levels deep), e.g. ours wrapped by a library. */
+export function findCause<T>(error: unknown, type: abstract new (...args: never[]) => T): T | undefined {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 6; e = e.cause, depth += 1) {
+    if (e instanceof type) return e;
+  }
+  return undefined;
+}
+
 /** Parses JSON without throwing; `undefined` when the text is not JSON. */
 export function parseJson(text: string): unknown {
   try {

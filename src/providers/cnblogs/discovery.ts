@@ -6,7 +6,7 @@
  */
 import type * as OpenidClient from 'openid-client';
 import { ErrorCodes, OAuthKeeperError } from '../../errors.js';
-import { httpOptionsOf, httpRequest, isRecord, parseJson, TransportError, type FetchLike, type HttpOptions } from '../../lib/http.js';
+import { findCause, httpOptionsOf, httpRequest, isRecord, parseJson, TransportError, type FetchLike, type HttpOptions } from '../../lib/http.js';
 import { openidClient } from './openid-client.js';
 import { cnblogsIssuer, PROVIDER, type CnblogsOptions } from './options.js';
 
@@ -87,13 +87,6 @@ export interface Discovered {
   insecure: boolean;
 }
 
-function cause<T>(error: unknown, type: abstract new (...args: never[]) => T): T | undefined {
-  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 6; e = e.cause, depth += 1) {
-    if (e instanceof type) return e;
-  }
-  return undefined;
-}
-
 /** @internal Reads and checks an issuer's discovery document with openid-client. */
 export async function discover(issuer: string, clientID: string, transport: HttpOptions): Promise<Discovered> {
   const insecure = issuer.startsWith('http:');
@@ -106,7 +99,7 @@ export async function discover(issuer: string, clientID: string, transport: Http
     });
     server = config.serverMetadata();
   } catch (error) {
-    const transportError = cause(error, TransportError);
+    const transportError = findCause(error, TransportError);
     if (transportError) {
       throw discoveryError(issuer, `could not be fetched: ${transportError.message}. Check the issuer option and the network.`, { cause: error, transient: true });
     }

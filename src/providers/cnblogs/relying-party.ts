@@ -7,7 +7,7 @@
  */
 import type * as OpenidClient from 'openid-client';
 import { ErrorCodes, OAuthKeeperError } from '../../errors.js';
-import { httpOptionsOf, tokenTransportError, TransportError, type HttpOptions } from '../../lib/http.js';
+import { findCause, httpOptionsOf, tokenTransportError, TransportError, type HttpOptions } from '../../lib/http.js';
 import type { TokenSet } from '../../lib/token-set.js';
 import { readTokenResponse } from '../../provider/standard.js';
 import type { AuthorizationContext, Grant, TransactionFacts } from '../../provider/types.js';
@@ -31,13 +31,6 @@ function sameEndpoint(a: string, b: string): boolean {
   const x = new URL(a);
   const y = new URL(b);
   return x.origin === y.origin && x.pathname === y.pathname;
-}
-
-function found<T>(error: unknown, type: abstract new (...args: never[]) => T): T | undefined {
-  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 6; e = e.cause, depth += 1) {
-    if (e instanceof type) return e;
-  }
-  return undefined;
 }
 
 /** The callback as the URL openid-client reads it: hybrid answers in the fragment, code answers in the query. */
@@ -79,6 +72,8 @@ export class CnblogsRelyingParty {
   async exchangeCode(options: CnblogsOptions, grant: CodeGrant, facts: TransactionFacts | undefined): Promise<{ tokenSet: TokenSet; claims: Record<string, unknown> }> {
     const hybrid = cnblogsResponseType(options) === 'code id_token';
     const frontToken = grant.callback.all['id_token'];
+    // The callback's id_token, read once: refused early when from the future, compared with the token response's after.
+    let front: Record<string, unknown> | undefined;
     if (hybrid) {
       if (frontToken === undefined || frontToken.length === 0) {
         throw idTokenError(
@@ -88,7 +83,7 @@ export class CnblogsRelyingParty {
         );
       }
       // Refusal only (the signature is checked by openid-client next): a front-channel id_token from the future spends no code.
-      checkIdTokenExtras(options, frontToken, 'callback');
+      front = checkIdTokenExtras(options, frontToken, 'callback');
     }
     if (facts?.nonce === undefined) {
       throw new OAuthKeeperError(ErrorCodes.CALLBACK_INVALID, 'The cnblogs callback was not checked against its login (no nonce); let the strategy handle the callback.', {
@@ -112,7 +107,7 @@ export class CnblogsRelyingParty {
       const tokenSet = this.#answer(op);
       const claims = { ...result.claims() };
       checkIdTokenExtras(options, tokenSet.idToken ?? '', 'token response', { accessToken: tokenSet.accessToken, code: grant.code });
-      if (hybrid && (subjectOf(frontToken) !== claims['sub'] || checkIdTokenExtras(options, frontToken ?? '', 'callback').iss !== claims['iss'])) {
+      if (front && (front['sub'] !== claims['sub'] || front['iss'] !== claims['iss'])) {
         throw idTokenError(ErrorCodes.ID_TOKEN_INVALID, 'token response', 'it is about another user (sub) than the id_token of the callback');
       }
       return { tokenSet, claims };
@@ -202,9 +197,9 @@ export class CnblogsRelyingParty {
   }
 
   #translate(oidc: Oidc, error: unknown, op: Operation, options: CnblogsOptions): OAuthKeeperError {
-    const ours = found(error, OAuthKeeperError);
+    const ours = findCause(error, OAuthKeeperError);
     if (ours) return ours;
-    const transport = found(error, TransportError);
+    const transport = findCause(error, TransportError);
     if (transport) return jwksUnavailable(error);
     if (error instanceof oidc.ClientError) {
       const failure = idTokenFailure(error, op.channel);
