@@ -68,6 +68,8 @@ export type { OwnerConnection } from './middleware/connections.js';
 
 export { createProxy } from './middleware/proxy.js';
 export { guardSessionStore } from './middleware/session-store.js';
+export { KeeperSessionStore } from './store/session-store.js';
+export type { KeeperSessionStoreOptions, SessionPrefetch, SessionRedisClientLike } from './store/session-store.js';
 export type { GuardSessionStoreOptions } from './middleware/session-store.js';
 export type { ForwardHeadersOption, ProxyKeeper, ProxyOptions } from './middleware/proxy.js';
 export { createOAuthFetch } from './middleware/fetch.js';

@@ -7,6 +7,7 @@
 //              /api/* through http-proxy-middleware 3 with a keep-alive agent, adding the Bearer
 //   keeper-mw  the README's quick-start stack (passport + keeper.middleware()), /me not guarded
 //   keeper     the same with /me behind keeper.ensureAuthorized(); /api/* through keeper.proxy()
+//   keeper-cr  the same on connect-redis + guardSessionStore() instead of keeper.sessionStore()
 // Every kind answers GET /me with { provider, scope, expiresAt, user } (or 401).
 import http from 'node:http';
 import express from 'express';
@@ -142,7 +143,7 @@ async function build() {
     return http.createServer(app);
   }
 
-  if (kind === 'keeper' || kind === 'keeper-mw') {
+  if (kind === 'keeper' || kind === 'keeper-mw' || kind === 'keeper-cr') {
     const { defineProvider, guardSessionStore, OAuthKeeperStrategy, oauthKeeper, RedisBackend, TokenStore } = await import(entry(config.keeperDir));
     const example = defineProvider({
       name: 'example',
@@ -157,11 +158,15 @@ async function build() {
       strategies: [new OAuthKeeperStrategy(example, { clientID: 'sandbox-client', clientSecret: 'sandbox-secret', callbackURL: '/auth/example/callback' })],
       store: new TokenStore({ backend: new RedisBackend({ client: redis }), encryptionKeys: [config.tokenKey] }),
     });
-    app.use(session(sessionOptions(guardSessionStore(new RedisStore({ client: redis, prefix: 'sess:' })))));
+    // The README's: keeper.sessionStore() (session and token sets in one Redis command); keeper-cr: connect-redis.
+    const store = kind === 'keeper-cr' || typeof keeper.sessionStore !== 'function'
+      ? guardSessionStore(new RedisStore({ client: redis, prefix: 'sess:' }))
+      : keeper.sessionStore({ client: redis, prefix: 'sess:' });
+    app.use(session(sessionOptions(store)));
     app.use(passport.initialize());
     app.use(passport.session());
     app.use(keeper.middleware());
-    if (kind === 'keeper') {
+    if (kind !== 'keeper-mw') {
       app.get('/me', keeper.ensureAuthorized('example', { unauthorized: 'status' }), (req, res) => {
         const { provider, scope, expiresAt } = req.oauthToken;
         res.json({ provider, scope, expiresAt, user: req.user?.id });

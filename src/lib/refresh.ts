@@ -122,7 +122,11 @@ export class RefreshCoordinator {
    */
   forRequest(request: object, owner: string, client: TokenClient): Promise<TokenSet | null> {
     const entry = this.#requestEntry(request, owner, client.name);
-    return entry.current ?? this.#remember(entry, this.getFresh(owner, client, undefined, entry));
+    if (entry.current !== undefined) return entry.current;
+    // Read in the same Redis command as this request's session, when its session store is the keeper's.
+    const sid = (request as { sessionID?: unknown }).sessionID;
+    const known = typeof sid === 'string' ? this.#store.takePrefetched(sid, owner, client.name) : undefined;
+    return this.#remember(entry, this.getFresh(owner, client, undefined, entry, known));
   }
 
   /** For one request: after the provider refused `rejected`, its replacement, within the request's budget. */
@@ -155,10 +159,11 @@ export class RefreshCoordinator {
    * about to expire; `null` when there is none. With `rejected`, the provider refused
    * that access token: refresh unless someone already replaced it. With a `budget`, the
    * caller waits at most one refresh cycle, until the budget's deadline; the refresh
-   * itself goes on for whoever comes next.
+   * itself goes on for whoever comes next. `known`: the stored set as just read (by the
+   * session store, with this request's session) instead of reading it again.
    */
-  async getFresh(owner: string, client: TokenClient, rejected?: string, budget?: RefreshBudget): Promise<TokenSet | null> {
-    const stored = await this.#store.get(owner, client.name);
+  async getFresh(owner: string, client: TokenClient, rejected?: string, budget?: RefreshBudget, known?: StoredTokenSet | null): Promise<TokenSet | null> {
+    const stored = known === undefined ? await this.#store.get(owner, client.name) : known;
     if (!stored) return null;
     this.#store.touch(owner, client.name, stored.tokenSet);
     if (rejected === undefined ? !this.needsRefresh(stored.tokenSet) : stored.tokenSet.accessToken !== rejected) {

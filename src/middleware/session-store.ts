@@ -80,11 +80,18 @@ export function guardSessionStore<S extends Store>(store: S, options: GuardSessi
       fn(err);
     });
   };
+  // Each method bound once (express-session reads several per request), again only if it changes.
+  const bound = new Map<string | symbol, { of: StoreMethod; fn: StoreMethod }>();
   return new Proxy(store, {
     get(target, property) {
       if (Object.prototype.hasOwnProperty.call(wrapped, property)) return wrapped[property];
       const value = Reflect.get(target, property, target) as unknown;
-      return typeof value === 'function' ? (value as StoreMethod).bind(target) : value;
+      if (typeof value !== 'function') return value;
+      const known = bound.get(property);
+      if (known !== undefined && known.of === value) return known.fn;
+      const fn = (value as StoreMethod).bind(target);
+      bound.set(property, { of: value as StoreMethod, fn });
+      return fn;
     },
   });
 }

@@ -22,6 +22,14 @@ const RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 
+/** A value as the backend stores it, `<generation>|<ciphertext>`, read back; `null` when absent or not one. */
+export function parseStoredValue(raw: string | null): StoredEntry | null {
+  if (raw === null) return null;
+  const bar = raw.indexOf('|');
+  if (bar < 1) return null;
+  return { generation: Number(raw.slice(0, bar)), value: raw.slice(bar + 1) };
+}
+
 /**
  * The five Redis commands the backend sends, as an ioredis `Redis` or `Cluster` offers them.
  * Declared here so that these types need nothing from ioredis (an optional peer): an app on
@@ -52,11 +60,12 @@ export class RedisBackend implements TokenStoreBackend {
   }
 
   async read(key: string): Promise<StoredEntry | null> {
-    const raw = await this.#client.get(key);
-    if (raw === null) return null;
-    const bar = raw.indexOf('|');
-    if (bar < 1) return null;
-    return { generation: Number(raw.slice(0, bar)), value: raw.slice(bar + 1) };
+    return parseStoredValue(await this.#client.get(key));
+  }
+
+  /** Whether this backend sends its commands through `client` (the session store reads its keys along). */
+  usesClient(client: unknown): boolean {
+    return client === this.#client;
   }
 
   async write(key: string, value: string, ttlSeconds: number, expectedGeneration?: number): Promise<number | null> {

@@ -3,7 +3,8 @@ import { configurationError, ErrorCodes, OAuthKeeperError } from '../errors.js';
 import { TokenCipher, type EncryptionKey } from '../lib/cipher.js';
 import type { StoreEvents, StoreOperation } from '../lib/events.js';
 import type { TokenSet } from '../lib/token-set.js';
-import type { TokenStoreBackend } from './backend.js';
+import type { StoredEntry, TokenStoreBackend } from './backend.js';
+import type { SessionPrefetch } from './session-store.js';
 
 export interface TokenStoreOptions {
   /** Where the encrypted sets live: `new RedisBackend({ client })` or `new MemoryBackend()`. */
@@ -74,6 +75,12 @@ const MAX_REMEMBERED_TOUCHES = 10_000;
 
 const DEFAULT_MAX_AGE = 30 * 24 * 3600;
 
+/** Session reads whose token sets wait to be taken, at most; then the oldest is dropped. */
+const MAX_PREFETCHED = 10_000;
+
+/** A token set read with the session is used only this soon after that read; later, the backend is read again. */
+const PREFETCH_MAX_AGE_MS = 1000;
+
 const ignore = (): undefined => undefined;
 
 /** Encrypts token sets and keeps them per (session owner, provider). */
@@ -89,6 +96,8 @@ export class TokenStore {
   readonly #sliding: boolean;
   readonly #touched = new Map<string, number>();
   readonly #opened = new Map<string, Opened>();
+  /** sid → the token sets the session store read with that session (see `KeeperSessionStore`). */
+  readonly #prefetched = new Map<string, SessionPrefetch>();
 
   constructor(options: TokenStoreOptions) {
     if (!options || typeof options.backend?.read !== 'function') {
@@ -121,7 +130,47 @@ export class TokenStore {
   /** Always a read of the backend: what it answers is the set, however recently this process saw it. */
   async get(owner: string, provider: string): Promise<StoredTokenSet | null> {
     const key = this.tokenKey(owner, provider);
-    const entry = await this.#call('read', () => this.backend.read(key));
+    return this.#fromEntry(key, await this.#call('read', () => this.backend.read(key)));
+  }
+
+  /**
+   * From the session store: the token sets it read in the same Redis command as session
+   * `sid` (which names `prefetch.owner`), for the request that read it. Replaces whatever an
+   * earlier read of that session left, which is older.
+   */
+  offerPrefetched(sid: string, prefetch: SessionPrefetch): void {
+    if (!this.#prefetched.has(sid) && this.#prefetched.size >= MAX_PREFETCHED) this.#prefetched.delete(this.#prefetched.keys().next().value!);
+    this.#prefetched.set(sid, prefetch);
+  }
+
+  /** Forgets what {@link offerPrefetched} left for session `sid`. */
+  dropPrefetched(sid: string): void {
+    this.#prefetched.delete(sid);
+  }
+
+  /**
+   * The provider's set as read with session `sid` by this request's session read, taken
+   * once: `undefined` when there is none to take (another provider, another owner, another
+   * request of the same session took it, or it is older than a second), then the caller
+   * reads the backend. Whatever is here was read no earlier than the caller's own session.
+   */
+  takePrefetched(sid: string, owner: string, provider: string): StoredTokenSet | null | undefined {
+    const prefetch = this.#prefetched.get(sid);
+    if (prefetch === undefined || !prefetch.entries.has(provider)) return undefined;
+    const entry = prefetch.entries.get(provider)!;
+    prefetch.entries.delete(provider);
+    if (prefetch.entries.size === 0) this.#prefetched.delete(sid);
+    if (prefetch.owner !== owner || Date.now() - prefetch.at > PREFETCH_MAX_AGE_MS) return undefined;
+    return this.#fromEntry(this.tokenKey(owner, provider), entry);
+  }
+
+  /** A write or delete here: what was read before it for this owner is not handed out any more. */
+  #forgetPrefetched(owner: string): void {
+    if (this.#prefetched.size === 0) return;
+    for (const [sid, prefetch] of this.#prefetched) if (prefetch.owner === owner) this.#prefetched.delete(sid);
+  }
+
+  #fromEntry(key: string, entry: StoredEntry | null): StoredTokenSet | null {
     if (!entry) return null;
     const { tokenSet, connectedAt } = this.#open(key, entry.value);
     return { tokenSet, connectedAt, generation: entry.generation };
@@ -154,6 +203,7 @@ export class TokenStore {
     const key = this.tokenKey(owner, provider);
     const record: Sealed = { v: 1, set: tokenSet, connectedAt };
     const sealed = this.#cipher.encrypt(JSON.stringify(record), key);
+    this.#forgetPrefetched(owner);
     return this.#call('write', () => this.backend.write(key, sealed, this.#ttlFor(tokenSet), expectedGeneration));
   }
 
@@ -174,6 +224,7 @@ export class TokenStore {
   }
 
   async delete(owner: string, providers: readonly string[]): Promise<void> {
+    this.#forgetPrefetched(owner);
     for (const provider of providers) {
       this.#touched.delete(this.tokenKey(owner, provider));
       this.#opened.delete(this.tokenKey(owner, provider));

@@ -86,6 +86,8 @@ export interface TestAppOptions {
   /** Mounted before everything else, session included: what every answer carries (e.g. a CSP header). */
   first?: (app: Express) => void;
   cookie?: session.CookieOptions;
+  /** With Redis: `connect-redis` (default) or `keeper`, `keeper.sessionStore({ client })` (session and token sets in one MGET). */
+  sessionStore?: 'connect-redis' | 'keeper';
 }
 
 export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -121,7 +123,14 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
       secret: 'test-secret',
       resave: false,
       saveUninitialized: false,
-      ...(redis ? { store: new RedisStore({ client: redis, prefix: `${prefix}sess:` }) } : {}),
+      ...(redis
+        ? {
+            store:
+              options.sessionStore === 'keeper'
+                ? keeper.sessionStore({ client: redis, prefix: `${prefix}sess:` })
+                : new RedisStore({ client: redis, prefix: `${prefix}sess:` }),
+          }
+        : {}),
       cookie: { httpOnly: true, sameSite: 'lax', ...options.cookie },
     }),
   );

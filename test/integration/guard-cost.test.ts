@@ -115,17 +115,17 @@ describe('the guarded route: one backend read per request, nothing made that is 
   });
 });
 
-describe('the store reads Redis every time: two instances sharing it', () => {
+describe.each(['connect-redis', 'keeper'] as const)('the store reads Redis every time: two instances sharing it, sessions in %s', (sessionStore) => {
   let sandbox: RunningSandbox;
   let redis: Redis;
   const children: ChildProcess[] = [];
-  const prefix = uniquePrefix('cost');
+  const prefix = uniquePrefix(`cost-${sessionStore}`);
   const tokenKey = randomBytes(32).toString('base64');
   const store = () => new TokenStore({ backend: new RedisBackend({ client: redis }), encryptionKeys: [tokenKey], prefix });
   const hash = (token: string) => createHash('sha256').update(token).digest('hex').slice(0, 16);
 
   async function instance(): Promise<string> {
-    const env = { SANDBOX_URL: sandbox.url, PREFIX: prefix, TOKEN_KEY: tokenKey, SESSION_SECRET: 'shared-secret', REDIS_PORT: String(testRedisPort()) };
+    const env = { SANDBOX_URL: sandbox.url, PREFIX: prefix, TOKEN_KEY: tokenKey, SESSION_SECRET: 'shared-secret', REDIS_PORT: String(testRedisPort()), SESSION_STORE: sessionStore };
     const { child, match } = await spawnUntil(process.execPath, [join(repoRoot, 'test/fixtures/instance.mjs')], { env, ready: /ready (\d+)\n/, name: 'instance' });
     children.push(child);
     return `http://127.0.0.1:${match[1]}`;
