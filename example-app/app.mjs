@@ -2,10 +2,9 @@
 import express from 'express';
 import session from 'express-session';
 import passport from 'passport';
-import { RedisStore } from 'connect-redis';
 import { Cluster, Redis } from 'ioredis';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { CnblogsStrategy, DiStrategy, guardSessionStore, MemoryBackend, oauthKeeper, RedisBackend, SopStrategy, TokenStore } from 'oauth-keeper';
+import { CnblogsStrategy, DiStrategy, MemoryBackend, oauthKeeper, RedisBackend, SopStrategy, TokenStore } from 'oauth-keeper';
 import { startCnblogsSandbox, startDiSandbox, startSopSandbox } from 'oauth-keeper/sandbox';
 import { homePage } from './home.mjs';
 import { startBackgroundJob } from './job.mjs';
@@ -162,7 +161,8 @@ export async function createExampleApp(config) {
   if (config.trustProxy !== undefined) app.set('trust proxy', config.trustProxy);
   app.use(
     session({
-      ...(redis ? { store: guardSessionStore(new RedisStore({ client: redis, prefix: 'example-app:sess:' })) } : {}),
+      // The session and its token sets in one Redis command (connect-redis's key layout).
+      ...(redis ? { store: keeper.sessionStore({ client: redis, prefix: 'example-app:sess:' }) } : {}),
       secret: config.sessionSecret,
       resave: false,
       saveUninitialized: false,

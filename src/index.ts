@@ -42,7 +42,7 @@ export type {
 } from './passport/verify.js';
 
 export { TokenStore } from './store/token-store.js';
-export type { StoredTokenSet, TokenStoreOptions } from './store/token-store.js';
+export type { SessionPrefetch, StoredTokenSet, TokenStoreOptions } from './store/token-store.js';
 export type { StoredEntry, TokenStoreBackend } from './store/backend.js';
 export { MemoryBackend } from './store/memory.js';
 export { RedisBackend } from './store/redis.js';
@@ -67,10 +67,8 @@ export type { OwnerTokens } from './middleware/owner-tokens.js';
 export type { OwnerConnection } from './middleware/connections.js';
 
 export { createProxy } from './middleware/proxy.js';
-export { guardSessionStore } from './middleware/session-store.js';
-export { KeeperSessionStore } from './store/session-store.js';
-export type { KeeperSessionStoreOptions, SessionPrefetch, SessionRedisClientLike } from './store/session-store.js';
-export type { GuardSessionStoreOptions } from './middleware/session-store.js';
+export { guardSessionStore, KeeperSessionStore } from './middleware/session-store.js';
+export type { GuardSessionStoreOptions, KeeperSessionStoreOptions, SessionRedisClientLike } from './middleware/session-store.js';
 export type { ForwardHeadersOption, ProxyKeeper, ProxyOptions } from './middleware/proxy.js';
 export { createOAuthFetch } from './middleware/fetch.js';
 export type { ApiClientOptions, KeeperApiOptions } from './lib/api/types.js';

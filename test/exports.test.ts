@@ -30,6 +30,7 @@ const MAIN = [
   'authorized',
   'createProxy',
   'guardSessionStore',
+  'KeeperSessionStore',
   'createOAuthFetch',
   'safeReturnTo',
   // The instruments `telemetry` records (names, units, attribute keys).

@@ -9,8 +9,7 @@ import { createGuard, type EnsureAuthorizedOptions, type KeeperContext } from '.
 import { createLogout, type LogoutOptions } from './logout.js';
 import { createProxy, type ProxyOptions } from './proxy.js';
 import { createResponder, type ErrorHandlerOption } from './respond.js';
-import { guardSessionStore } from './session-store.js';
-import { KeeperSessionStore, type KeeperSessionStoreOptions } from '../store/session-store.js';
+import { guardSessionStore, KeeperSessionStore, type KeeperSessionStoreOptions } from './session-store.js';
 import { attachOAuthFetch, FETCH_MAKER, type FetchMaker } from './request-fetch.js';
 import { callbackRoute, completeLogin, loginRoute } from './routes.js';
 import { TokenKeeper, type TokenKeeperOptions } from './token-keeper.js';

@@ -4,7 +4,6 @@ import { TokenCipher, type EncryptionKey } from '../lib/cipher.js';
 import type { StoreEvents, StoreOperation } from '../lib/events.js';
 import type { TokenSet } from '../lib/token-set.js';
 import type { StoredEntry, TokenStoreBackend } from './backend.js';
-import type { SessionPrefetch } from './session-store.js';
 
 export interface TokenStoreOptions {
   /** Where the encrypted sets live: `new RedisBackend({ client })` or `new MemoryBackend()`. */
@@ -65,6 +64,15 @@ interface Opened {
   readonly sealed: string;
   readonly tokenSet: TokenSet;
   readonly connectedAt: number;
+}
+
+/** What a session store hands the token store for one session read: the token sets read with it (see `KeeperSessionStore`). */
+export interface SessionPrefetch {
+  readonly owner: string;
+  /** `Date.now()` of the read. */
+  readonly at: number;
+  /** Per provider, the stored entry read in the same command as the session (`null`: none stored). */
+  readonly entries: Map<string, StoredEntry | null>;
 }
 
 /** Keys whose last decrypted value this process remembers, at most; then the oldest is forgotten. */
