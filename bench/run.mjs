@@ -91,8 +91,9 @@ const g = results.guard;
 if (g) {
   summary.push(['1', 'guarded `GET /me` reading `req.oauthToken` vs passport-oauth2-style app (tokens in the session), req/s', int(g.vsPassport.rps[0]), int(g.vsPassport.rps[1]), ratioText(g.vsPassport.ratio), cpuCell(g.vsPassport.cpu, g.vsPassport.cpuRatio), `req/s ≥ 0.95, CPU ≤ 1.05: ${met(median(g.vsPassport.ratio) >= 0.95)}, ${met(median(g.vsPassport.cpuRatio) <= 1.05)}`, command('guard')]);
   summary.push(['1', 'same, vs express-session + connect-redis alone reading a token-sized object', int(g.vsSession.rps[0]), int(g.vsSession.rps[1]), ratioText(g.vsSession.ratio), cpuCell(g.vsSession.cpu, g.vsSession.cpuRatio), `≥ 0.85: ${met(median(g.vsSession.ratio) >= 0.85)}`, command('guard')]);
+  summary.push(['1', 'same guard with sessions in connect-redis + `guardSessionStore()` instead of `keeper.sessionStore()`, vs passport-oauth2-style app', int(g.crVsPassport.rps[0]), int(g.crVsPassport.rps[1]), ratioText(g.crVsPassport.ratio), cpuCell(g.crVsPassport.cpu, g.crVsPassport.cpuRatio), '', command('guard')]);
   summary.push(['1', 'passport + `keeper.middleware()`, no guard, vs passport-oauth2-style app', int(g.mwVsPassport.rps[0]), int(g.mwVsPassport.rps[1]), ratioText(g.mwVsPassport.ratio), cpuCell(g.mwVsPassport.cpu, g.mwVsPassport.cpuRatio), '', command('guard')]);
-  summary.push(['1', 'Redis commands per request (total and per command)', `passport-oauth2-style: ${g.redis.passport}; session alone: ${g.redis.session}`, `guard: ${g.redis.keeper}; no guard: ${g.redis.mw}`, '', '', '= baseline', command('guard')]);
+  summary.push(['1', 'Redis commands per request (total and per command)', `passport-oauth2-style: ${g.redis.passport}; session alone: ${g.redis.session}`, `guard: ${g.redis.keeper}; on connect-redis: ${g.redis.cr}; no guard: ${g.redis.mw}`, '', '', '= baseline', command('guard')]);
   summary.push(['1', 'ceilings, req/s: raw node:http, Express alone', `${int(g.ceilings.raw)}; ${int(g.ceilings.express)}`, '', '', '', '', command('guard')]);
 }
 const p = results.proxy;
@@ -196,7 +197,7 @@ parts.push(transportSection ?? keptTransport, '');
 parts.push(
   '## What the numbers include',
   '',
-  '- Every app answers `GET /me` with the same small JSON (`provider`, `scope`, `expiresAt`, `user`). oauth-keeper apps are the README quick start (express-session with `guardSessionStore(new RedisStore(...))`, `passport.initialize()`, `passport.session()`, `keeper.middleware()`, `errorHandler()`), tokens in `RedisBackend` with AES-256-GCM. The passport-oauth2-style app uses a real `OAuth2Strategy` (state + PKCE) whose verify puts the tokens in the user object that `serializeUser` keeps in the session. All share the README\'s ioredis settings.',
+  '- Every app answers `GET /me` with the same small JSON (`provider`, `scope`, `expiresAt`, `user`). oauth-keeper apps are the README quick start (express-session with `keeper.sessionStore({ client })` — or, in the row that says so, `guardSessionStore(new RedisStore(...))` —, `passport.initialize()`, `passport.session()`, `keeper.middleware()`, `errorHandler()`), tokens in `RedisBackend` with AES-256-GCM. The passport-oauth2-style app uses a real `OAuth2Strategy` (state + PKCE) whose verify puts the tokens in the user object that `serializeUser` keeps in the session. All share the README\'s ioredis settings.',
   '- The proxy baseline is http-proxy-middleware 3 (`changeOrigin`, an `http.Agent({ keepAlive: true })`), behind the same passport stack, with a guard that answers 401 without a user and a `proxyReq` hook that drops the cookie and sets `Authorization: Bearer <token from the session>`.',
   `- Spreads: min–max over the rounds of this run (${mode.load.rounds} rounds per figure${quick ? ', too few to mean much' : ''}).`,
   '',
