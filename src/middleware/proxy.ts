@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { configurationError, ErrorCodes, OAuthKeeperError } from '../errors.js';
 import { ApiClient } from '../lib/api/client.js';
-import { API_DEFAULTS, TRANSPORT_HEADERS, type ApiCallResult, type ApiClientOptions, type ApiKeeper, type CallerSignal } from '../lib/api/types.js';
+import { API_DEFAULTS, TRANSPORT_HEADERS, type ApiCallResult, type ApiClientOptions, type ApiKeeper, type CallerSignal, type RelayTarget } from '../lib/api/types.js';
 import { isUnderBase } from '../lib/api/url-guard.js';
 import { ownerOf } from '../passport/session.js';
 import { sendError } from './respond.js';
@@ -101,8 +101,10 @@ export function forwardableRequestHeaders(incoming: IncomingHttpHeaders, forward
 function filterRequestHeaders(incoming: IncomingHttpHeaders, policy: HeaderPolicy): Headers {
   const hopByHop = connectionNames(incoming['connection']);
   const headers = new Headers();
-  for (const [name, value] of Object.entries(incoming)) {
+  for (const name in incoming) {
+    const value = incoming[name];
     if (value === undefined) continue;
+    // Node gives the names in lower case already.
     const lower = name.toLowerCase();
     if (NEVER_FORWARDED.has(lower) || hopByHop.has(lower)) continue;
     if (policy.kind === 'allow') {
@@ -111,7 +113,8 @@ function filterRequestHeaders(incoming: IncomingHttpHeaders, policy: HeaderPolic
       continue;
     }
     try {
-      for (const v of Array.isArray(value) ? value : [value]) headers.append(lower, v);
+      if (typeof value === 'string') headers.append(lower, value);
+      else for (const v of value) headers.append(lower, v);
     } catch {
       // A value fetch's Headers refuses is not forwarded.
     }
@@ -315,14 +318,21 @@ export function createProxy(keeper: ProxyKeeper, provider: string, options: Prox
       try {
         const headers = filterRequestHeaders(req.headers, policy);
         const { body, length } = requestBody(req, provider, headers);
-        const result = await client.call({ owner: ownerOf(req, false), request: req }, {
+        const session = { owner: ownerOf(req, false), request: req };
+        const call = {
           method,
           url: target,
           headers,
           signal: gone,
           ...(body === undefined ? {} : { body }),
           ...(length === undefined ? {} : { bodyLength: length }),
-        });
+        };
+        if (client.relays) {
+          // The answer goes straight into res (see lib/api/relay.ts).
+          await client.relay(session, call, proxyAnswer(req, res, target, client.baseURL));
+          return;
+        }
+        const result = await client.call(session, call);
         if (gone.aborted) {
           if (result.body instanceof Readable) result.body.destroy();
           return;
@@ -334,6 +344,22 @@ export function createProxy(keeper: ProxyKeeper, provider: string, options: Prox
         fail(error, req, res, next);
       }
     })();
+  };
+}
+
+/** Where the relay writes an answer: `res`, with only the returnable headers, a Location under the base rewritten under the mount. */
+function proxyAnswer(req: Request, res: Response, target: URL, base: URL): RelayTarget {
+  return {
+    res,
+    head(status, headers) {
+      res.statusCode = status;
+      const hopByHop = headers['connection'] === undefined ? NONE : connectionNames(headers['connection']);
+      for (const name in headers) {
+        if (NEVER_RETURNED.has(name) || hopByHop.has(name)) continue;
+        const value = headers[name]!;
+        res.setHeader(name, name === 'location' ? rewriteLocation(value, target, base, req.baseUrl) : value);
+      }
+    },
   };
 }
 

@@ -4,9 +4,10 @@ import type { ApiBinding, ApiRequest, ApiResponseHead, ProviderOptions } from '.
 import { observeApiCall } from '../events.js';
 import type { TokenSet } from '../token-set.js';
 import { readUpTo, type ReadUpTo } from './body.js';
-import { attachedSecrets, scrubCredentials, scrubResult } from './credentials.js';
+import { attachedSecretValues, scrubCredentials, scrubHeaderRecord, scrubResult, SecretFormCache, type Secrets } from './credentials.js';
 import { inspectBody } from './decode.js';
-import { Exchange, hasNoBody, readBuffered, send, sharedTransport } from './transport.js';
+import { RelayAttempt, type RelayDecision } from './relay.js';
+import { dispatchOptions, Exchange, hasNoBody, readBuffered, send, sharedTransport, transportError } from './transport.js';
 import {
   API_DEFAULTS,
   apiRequestInvalid,
@@ -19,6 +20,7 @@ import {
   type ApiSession,
   type DispatcherSource,
   type PreparedBody,
+  type RelayTarget,
 } from './types.js';
 import { resolveApiInput, resolveApiPath } from './url-guard.js';
 
@@ -32,6 +34,21 @@ import { resolveApiInput, resolveApiPath } from './url-guard.js';
 interface Attempt {
   rejected: boolean;
   result: ApiCallResult;
+}
+
+/** One attempt's request, as sent and as it was before the binding attached the credentials. */
+interface Prepared {
+  method: string;
+  request: ApiRequest;
+  unattached: ApiRequest;
+  options: ProviderOptions;
+  secrets: Secrets;
+}
+
+/** What a relayed call answered (the answer itself went to the target). */
+export interface RelayResult {
+  status: number;
+  retried: boolean;
 }
 
 function positiveNumber(name: string, value: number | undefined, fallback: number): number {
@@ -56,6 +73,7 @@ export class ApiClient {
   readonly #keeper: ApiKeeper;
   readonly #binding: ApiBinding<ProviderOptions>;
   readonly #transport: DispatcherSource;
+  readonly #secrets = new SecretFormCache();
 
   constructor(keeper: ApiKeeper, provider: string, options: ApiClientOptions = {}) {
     const strategy = keeper.strategy(provider);
@@ -106,6 +124,94 @@ export class ApiClient {
    */
   call(session: ApiSession, call: ApiCall): Promise<ApiCallResult> {
     return observeApiCall(this.#keeper.refresher, this.provider, () => this.#call(session, call));
+  }
+
+  /**
+   * Whether {@link ApiClient.relay} can carry this provider's answers (a binding that reads
+   * answers whole, `readResponse`, needs {@link ApiClient.call}).
+   */
+  get relays(): boolean {
+    return this.#binding.readResponse === undefined;
+  }
+
+  /**
+   * {@link ApiClient.call}, with the answer written straight into `target` (the proxy's
+   * response) instead of handed back: the same token handling, retry and masking, without
+   * a readable body in between. Resolves once the answer is committed to the target (its
+   * status set, its body on the way); throws as `call` does while nothing is committed.
+   * Once committed, a failure (the client going away, the upstream breaking off) ends the
+   * target's response.
+   */
+  relay(session: ApiSession, call: ApiCall, target: RelayTarget): Promise<RelayResult> {
+    return observeApiCall(this.#keeper.refresher, this.provider, () => this.#relay(session, call, target));
+  }
+
+  async #relay(session: ApiSession, call: ApiCall, target: RelayTarget): Promise<RelayResult> {
+    const provider = this.provider;
+    const strategy = this.#keeper.strategy(provider);
+    const refresher = this.#keeper.refresher;
+    const { owner } = session;
+    const request = session.request ?? {};
+    if (!owner) throw authorizationRequired(provider);
+    const tokenSet = await refresher.forRequest(request, owner, strategy.tokens);
+    if (!tokenSet) throw authorizationRequired(provider);
+    const body = await this.#prepareBody(call);
+
+    const first = await this.#relayAttempt(call, body, tokenSet, true, target);
+    const held = first.held;
+    if (held === undefined) return { status: first.status, retried: false };
+
+    let next: TokenSet | null;
+    try {
+      next = await refresher.replaceRejected(request, owner, strategy.tokens, tokenSet.accessToken);
+    } catch (error) {
+      held.discard();
+      throw error;
+    }
+    if (!next) {
+      held.discard();
+      throw authorizationRequired(provider);
+    }
+    if (call.signal?.aborted) {
+      held.discard();
+      throw transportError(provider, this.timeoutMs, 'caller', call.signal, undefined);
+    }
+    // A streamed body cannot be sent twice; the same token back means nothing to retry with.
+    if (body.kind === 'stream' || next.accessToken === tokenSet.accessToken) {
+      held.deliver();
+      return { status: first.status, retried: false };
+    }
+    held.discard();
+    const second = await this.#relayAttempt(call, body, next, false, target);
+    return { status: second.status, retried: true };
+  }
+
+  async #relayAttempt(call: ApiCall, body: PreparedBody, tokenSet: TokenSet, inspect: boolean, target: RelayTarget): Promise<RelayDecision> {
+    const { method, request, unattached, secrets } = await this.#prepare(call, body, tokenSet);
+    const options = dispatchOptions(request, body);
+    const texts = secrets.texts;
+    const attempt = new RelayAttempt(
+      {
+        provider: this.provider,
+        method,
+        timeoutMs: call.timeoutMs ?? this.timeoutMs,
+        signal: call.signal,
+        forms: secrets.forms,
+        scrubHeaders: (headers) => scrubHeaderRecord(headers, request, unattached, texts),
+        isTokenRejected: inspect ? this.#binding.isTokenRejected : undefined,
+        body: body.kind === 'stream' ? body.stream : undefined,
+      },
+      target,
+    );
+    attempt.checkCaller();
+    const source = this.#transport.dispatcher();
+    const dispatcher = source instanceof Promise ? await source : source;
+    try {
+      dispatcher.dispatch(options, attempt);
+    } catch (error) {
+      attempt.onError(error as Error);
+    }
+    return attempt.decided;
   }
 
   async #call(session: ApiSession, call: ApiCall): Promise<ApiCallResult> {
@@ -159,7 +265,8 @@ export class ApiClient {
     return { kind: 'stream', stream: read.rest, length: call.bodyLength };
   }
 
-  async #attempt(call: ApiCall, body: PreparedBody, tokenSet: TokenSet, inspect: boolean): Promise<Attempt> {
+  /** The attempt's request with the credentials attached, and the secrets they make. */
+  async #prepare(call: ApiCall, body: PreparedBody, tokenSet: TokenSet): Promise<Prepared> {
     const provider = this.provider;
     const binding = this.#binding;
     const options = this.#keeper.strategy(provider).options as ProviderOptions;
@@ -194,13 +301,21 @@ export class ApiClient {
       request = { ...request, headers: new Headers(request.headers) };
       request.headers.set('accept-encoding', 'identity');
     }
+    const secrets = this.#secrets.get(attachedSecretValues(request, unattached, tokenSet, options, binding.secretParameters ?? []));
+    return { method, request, unattached, options, secrets };
+  }
+
+  async #attempt(call: ApiCall, body: PreparedBody, tokenSet: TokenSet, inspect: boolean): Promise<Attempt> {
+    const provider = this.provider;
+    const binding = this.#binding;
+    const { method, request, unattached, options, secrets } = await this.#prepare(call, body, tokenSet);
+    const forms = secrets.forms;
 
     const exchange = new Exchange(provider, call.timeoutMs ?? this.timeoutMs, call.signal);
     try {
       exchange.checkCaller();
       const response = await send(request, body, exchange, this.#transport);
       const { status, statusText, headers } = response;
-      const forms = attachedSecrets(request, unattached, tokenSet, options, binding.secretParameters ?? []);
       scrubCredentials(headers, request, unattached, forms);
 
       if (binding.readResponse) {

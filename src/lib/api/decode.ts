@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import type { Readable, Transform } from 'node:stream';
 import { promisify } from 'node:util';
 import { brotliDecompress, createBrotliDecompress, createGunzip, createInflate, gunzip, inflate, type ZlibOptions } from 'node:zlib';
 
@@ -43,17 +43,17 @@ export async function inspectBody(buffer: Buffer, headers: Headers): Promise<unk
   }
 }
 
+/** A streaming decoder for `encoding` (gzip, deflate, br), or undefined for identity and unknown ones. */
+export function decoderFor(encoding: string): Transform | undefined {
+  if (encoding === 'gzip' || encoding === 'x-gzip') return createGunzip();
+  if (encoding === 'deflate') return createInflate();
+  if (encoding === 'br') return createBrotliDecompress();
+  return undefined;
+}
+
 export function decodedStream(stream: Readable, headers: Headers): Readable {
   // As fetch does: hand over the decoded body, without the encoding headers.
-  const encoding = (headers.get('content-encoding') ?? '').trim().toLowerCase();
-  const decoder =
-    encoding === 'gzip' || encoding === 'x-gzip'
-      ? createGunzip()
-      : encoding === 'deflate'
-        ? createInflate()
-        : encoding === 'br'
-          ? createBrotliDecompress()
-          : undefined;
+  const decoder = decoderFor((headers.get('content-encoding') ?? '').trim().toLowerCase());
   if (!decoder) return stream;
   headers.delete('content-encoding');
   headers.delete('content-length');

@@ -67,32 +67,57 @@ function pendingPrefix(buffer: Buffer, from: number, forms: readonly Buffer[]): 
   return longest;
 }
 
+const EMPTY = Buffer.alloc(0);
+
 /**
- * A stream that masks secrets split across chunks too: it holds back only an end of a
- * chunk that could be the start of a secret, until the next chunk tells; everything
- * else flows on at once.
+ * Masks secrets in an answer that comes in chunks, those split across chunks too: it holds
+ * back only an end of a chunk that could be the start of a secret, until the next chunk
+ * tells; everything else is handed back at once. Chunks are masked in place (they are the
+ * answer's own; copied only to join a held-back end).
  */
-export class ScrubStream extends Transform {
+export class Masker {
   readonly #forms: readonly Buffer[];
-  #tail: Buffer = Buffer.alloc(0);
+  #tail: Buffer = EMPTY;
 
   constructor(forms: readonly Buffer[]) {
-    super();
     this.#forms = forms;
   }
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    // Masked in place: the chunk is this answer's own (copied only to join a held-back end).
+  /** The masked bytes of `chunk` (and of the end held back before it) that can go on now. */
+  push(chunk: Buffer): Buffer {
     const combined = this.#tail.length === 0 ? chunk : Buffer.concat([this.#tail, chunk]);
     const lastEnd = maskAll(combined, this.#forms);
     const cut = combined.length - pendingPrefix(combined, Math.max(0, lastEnd), this.#forms);
-    this.#tail = combined.subarray(cut);
-    if (cut > 0) this.push(combined.subarray(0, cut));
+    this.#tail = cut === combined.length ? EMPTY : combined.subarray(cut);
+    return cut === combined.length ? combined : combined.subarray(0, cut);
+  }
+
+  /** What is still held back, at the end of the answer: no secret can complete it any more. */
+  flush(): Buffer {
+    const tail = this.#tail;
+    this.#tail = EMPTY;
+    return tail;
+  }
+}
+
+/** A stream that masks secrets split across chunks too (see {@link Masker}). */
+export class ScrubStream extends Transform {
+  readonly #masker: Masker;
+
+  constructor(forms: readonly Buffer[]) {
+    super();
+    this.#masker = new Masker(forms);
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    const ready = this.#masker.push(chunk);
+    if (ready.length > 0) this.push(ready);
     done();
   }
 
   override _flush(done: TransformCallback): void {
-    if (this.#tail.length > 0) this.push(this.#tail);
+    const tail = this.#masker.flush();
+    if (tail.length > 0) this.push(tail);
     done();
   }
 }

@@ -3,9 +3,9 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Agent, Dispatcher } from 'undici';
 import { configurationError, ErrorCodes, OAuthKeeperError } from '../../errors.js';
-import type { ApiRequest } from '../../provider/types.js';
+import type { ApiRequest, ApiResponseHead } from '../../provider/types.js';
 import { asError, noop, readUpTo, type ReadUpTo } from './body.js';
-import { TRANSPORT_HEADERS, type CallerSignal, type DispatcherSource, type PreparedBody } from './types.js';
+import { TRANSPORT_HEADERS, type CallerSignal, type DispatcherSource, type HeaderRecord, type PreparedBody } from './types.js';
 
 /**
  * One HTTP exchange with a provider's API over an undici `Dispatcher` (a keep-alive
@@ -72,6 +72,49 @@ export function headersOf(raw: IncomingHttpHeaders): Headers {
     }
   }
   return headers;
+}
+
+/** undici's raw headers (name, value, ...) as a {@link HeaderRecord}, in one pass. */
+export function headerRecord(raw: ReadonlyArray<Buffer | string | string[]>): HeaderRecord {
+  const headers = Object.create(null) as HeaderRecord;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1').toLowerCase();
+    const rawValue = raw[i + 1]!;
+    for (const one of Array.isArray(rawValue) ? rawValue : [rawValue]) {
+      let value = typeof one === 'string' ? one : one.toString('latin1');
+      if (value.length > 0 && (isSpace(value.charCodeAt(0)) || isSpace(value.charCodeAt(value.length - 1)))) value = value.replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, '');
+      const before = headers[name];
+      headers[name] = before === undefined ? value : `${before}, ${value}`;
+    }
+  }
+  return headers;
+}
+
+function isSpace(code: number): boolean {
+  return code === 0x20 || code === 0x09 || code === 0x0a || code === 0x0d;
+}
+
+/** What `isTokenRejected` sees of an answer: its WHATWG `Headers` are made only if it looks at them. */
+export function responseHead(status: number, record: HeaderRecord, body?: { value: unknown }): ApiResponseHead {
+  let headers: Headers | undefined;
+  const head = {
+    status,
+    get headers(): Headers {
+      if (headers === undefined) {
+        headers = new Headers();
+        for (const name in record) {
+          try {
+            headers.append(name, record[name]!);
+          } catch {
+            // A value fetch's Headers refuses is left out, as for a fetched answer.
+          }
+        }
+      }
+      return headers;
+    },
+  } as ApiResponseHead;
+  if (body !== undefined) head.body = body.value;
+  return head;
 }
 
 export function hasNoBody(method: string, status: number): boolean {
@@ -143,27 +186,36 @@ export class Exchange extends EventEmitter {
 
   /** The error to raise for a transport failure, by what caused it. */
   translate(cause: unknown): unknown {
-    if (this.#abortedBy === 'timeout') {
-      return new OAuthKeeperError(
-        ErrorCodes.API_UPSTREAM_TIMEOUT,
-        `The ${this.#provider} API did not answer within ${this.#timeoutMs} ms.`,
-        { provider: this.#provider, transient: true },
-      );
-    }
-    if (this.#abortedBy === 'caller' || this.#signal?.aborted) {
-      return this.#signal?.reason ?? new DOMException('The API call was aborted.', 'AbortError');
-    }
-    if (cause instanceof OAuthKeeperError) return cause;
-    const code = (cause as { code?: unknown } | undefined)?.code;
-    return new OAuthKeeperError(
-      ErrorCodes.API_UPSTREAM_FAILED,
-      `The ${this.#provider} API could not be reached or broke off its answer${typeof code === 'string' && /^[A-Z_]+$/.test(code) ? ` (${code})` : ''}; try again later.`,
-      { provider: this.#provider, transient: true, ...(cause === undefined ? {} : { cause }) },
-    );
+    return transportError(this.#provider, this.#timeoutMs, this.#abortedBy ?? (this.#signal?.aborted ? 'caller' : undefined), this.#signal, cause);
   }
 }
 
-export async function send(request: ApiRequest, body: PreparedBody, exchange: Exchange, transport: DispatcherSource): Promise<Answer> {
+/** The error a failed exchange raises: by who gave it up (`abortedBy`), else by its cause. */
+export function transportError(
+  provider: string,
+  timeoutMs: number,
+  abortedBy: 'timeout' | 'caller' | undefined,
+  signal: CallerSignal | undefined,
+  cause: unknown,
+): unknown {
+  if (abortedBy === 'timeout') {
+    return new OAuthKeeperError(ErrorCodes.API_UPSTREAM_TIMEOUT, `The ${provider} API did not answer within ${timeoutMs} ms.`, {
+      provider,
+      transient: true,
+    });
+  }
+  if (abortedBy === 'caller') return signal?.reason ?? new DOMException('The API call was aborted.', 'AbortError');
+  if (cause instanceof OAuthKeeperError) return cause;
+  const code = (cause as { code?: unknown } | undefined)?.code;
+  return new OAuthKeeperError(
+    ErrorCodes.API_UPSTREAM_FAILED,
+    `The ${provider} API could not be reached or broke off its answer${typeof code === 'string' && /^[A-Z_]+$/.test(code) ? ` (${code})` : ''}; try again later.`,
+    { provider, transient: true, ...(cause === undefined ? {} : { cause }) },
+  );
+}
+
+/** What undici is given for one request (without its signal): target, headers and body. */
+export function dispatchOptions(request: ApiRequest, body: PreparedBody): Dispatcher.DispatchOptions {
   const url = request.url;
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw configurationError('An API binding produced a request that is not http(s).');
   const headers: string[] = [];
@@ -178,20 +230,24 @@ export async function send(request: ApiRequest, body: PreparedBody, exchange: Ex
     payload = body.stream;
     if (body.length !== undefined) headers.push('content-length', String(body.length));
   }
+  return {
+    origin: url.origin,
+    path: url.pathname + url.search,
+    method: request.method as Dispatcher.HttpMethod,
+    headers,
+    body: payload,
+    // The exchange keeps the time; a streamed answer may take as long as it takes.
+    headersTimeout: 0,
+    bodyTimeout: 0,
+  };
+}
+
+export async function send(request: ApiRequest, body: PreparedBody, exchange: Exchange, transport: DispatcherSource): Promise<Answer> {
+  const options = dispatchOptions(request, body);
   let data: Dispatcher.ResponseData;
   try {
     const dispatcher = await transport.dispatcher();
-    data = await dispatcher.request({
-      origin: url.origin,
-      path: url.pathname + url.search,
-      method: request.method,
-      headers,
-      body: payload,
-      signal: exchange,
-      // The exchange keeps the time; a streamed answer may take as long as it takes.
-      headersTimeout: 0,
-      bodyTimeout: 0,
-    });
+    data = await dispatcher.request({ ...options, signal: exchange } as Dispatcher.RequestOptions);
   } catch (cause) {
     throw exchange.translate(cause);
   }

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { ErrorCodes, OAuthKeeperError } from '../../errors.js';
-import type { ProviderDefinition, ProviderOptions } from '../../provider/types.js';
+import type { ApiResponseHead, ProviderDefinition, ProviderOptions } from '../../provider/types.js';
 import type { RefreshCoordinator } from '../refresh.js';
 import type { TokenClient } from '../token-client.js';
 
@@ -144,4 +144,40 @@ export function authorizationRequired(provider: string): OAuthKeeperError {
     `This call needs a ${provider} authorization for the session; log in with ${provider} first.`,
     { provider },
   );
+}
+
+/** An answer's headers by lowercase name, repeated ones joined with ", " (as `Headers` does), values trimmed. */
+export type HeaderRecord = Record<string, string>;
+
+/** What the relay writes to: an `http.ServerResponse` is one. */
+export interface RelayResponse {
+  readonly destroyed: boolean;
+  write(chunk: Buffer): boolean;
+  end(chunk?: Buffer): unknown;
+  destroy(): unknown;
+  on(event: 'drain', listener: () => void): unknown;
+  removeListener(event: 'drain', listener: () => void): unknown;
+}
+
+/** Where a relayed answer goes. */
+export interface RelayTarget {
+  readonly res: RelayResponse;
+  /** Sets the status and headers (already free of the call's secrets) on `res`, keeping back what must not return. */
+  head(status: number, headers: Readonly<HeaderRecord>): void;
+}
+
+/**
+ * `forms`: the byte forms of the call's secrets (none: nothing to mask, nothing to decode);
+ * `isTokenRejected`: the binding's on a first attempt, undefined on a retry; `body`: a
+ * streamed request body, whose failure fails the call.
+ */
+export interface RelaySettings {
+  provider: string;
+  method: string;
+  timeoutMs: number;
+  signal: CallerSignal | undefined;
+  forms: readonly Buffer[];
+  scrubHeaders(headers: HeaderRecord): void;
+  isTokenRejected: ((head: ApiResponseHead) => boolean) | undefined;
+  body: Readable | undefined;
 }
