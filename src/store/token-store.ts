@@ -147,8 +147,18 @@ export class TokenStore {
    * earlier read of that session left, which is older.
    */
   offerPrefetched(sid: string, prefetch: SessionPrefetch): void {
-    if (!this.#prefetched.has(sid) && this.#prefetched.size >= MAX_PREFETCHED) this.#prefetched.delete(this.#prefetched.keys().next().value!);
+    // Kept in the order of their reads: what a route never took (an unguarded one) goes once it is too old to use.
+    this.#prefetched.delete(sid);
+    for (const [key, old] of this.#prefetched) {
+      if (prefetch.at - old.at <= PREFETCH_MAX_AGE_MS && this.#prefetched.size < MAX_PREFETCHED) break;
+      this.#prefetched.delete(key);
+    }
     this.#prefetched.set(sid, prefetch);
+  }
+
+  /** How many session reads' token sets wait to be taken (what an unguarded route leaves goes within a second). */
+  get prefetchedCount(): number {
+    return this.#prefetched.size;
   }
 
   /** Forgets what {@link offerPrefetched} left for session `sid`. */

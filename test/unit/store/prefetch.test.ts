@@ -78,6 +78,17 @@ describe('TokenStore: token sets read with a session', () => {
     expect(store.takePrefetched('s1', 'o1', 'di')).toBeUndefined();
   });
 
+  it('what nobody takes (an unguarded route) is not kept once it is too old to use', async () => {
+    await store.put('o1', 'di', set('di-token'));
+    const old = Date.now() - 5000;
+    for (let i = 0; i < 50; i += 1) await offer(`old-${i}`, 'o1', ['di'], old);
+    expect(store.prefetchedCount).toBe(50);
+    await offer('fresh', 'o1', ['di']);
+    expect(store.prefetchedCount).toBe(1);
+    expect(store.takePrefetched('fresh', 'o1', 'di')?.tokenSet.accessToken).toBe('di-token');
+    expect(store.prefetchedCount).toBe(0);
+  });
+
   it('a later read of the same session replaces an earlier one', async () => {
     await store.put('o1', 'di', set('first'));
     await offer('s1', 'o1', ['di']);
