@@ -64,6 +64,7 @@ export class RelayAttempt implements Dispatcher.DispatchHandler {
   #masker: Masker | undefined;
   #decoder: Transform | undefined;
   readonly #onCallerAbort = () => this.#giveUp('caller');
+  readonly #out = (ready: Buffer) => this.#target.res.write(ready);
   readonly #onDrain = () => (this.#decoder ? this.#decoder.resume() : this.#resumeUpstream());
 
   constructor(settings: RelaySettings, target: RelayTarget) {
@@ -335,8 +336,7 @@ export class RelayAttempt implements Dispatcher.DispatchHandler {
     if (this.#decoder !== undefined) {
       more = this.#decoder.write(chunk);
     } else {
-      const ready = this.#masker === undefined ? chunk : this.#masker.push(chunk);
-      more = ready.length === 0 || this.#target.res.write(ready);
+      more = this.#masker === undefined ? this.#target.res.write(chunk) : this.#masker.push(chunk, this.#out);
     }
     if (!more) this.#paused = true;
     return more;
@@ -346,8 +346,7 @@ export class RelayAttempt implements Dispatcher.DispatchHandler {
     this.#decoder = decoder;
     const res = this.#target.res;
     decoder.on('data', (data: Buffer) => {
-      const ready = this.#masker!.push(data);
-      if (ready.length > 0 && !res.write(ready)) decoder.pause();
+      if (!this.#masker!.push(data, this.#out)) decoder.pause();
     });
     decoder.on('drain', () => this.#resumeUpstream());
     decoder.once('end', () => this.#end());

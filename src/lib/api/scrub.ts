@@ -72,24 +72,44 @@ const EMPTY = Buffer.alloc(0);
 /**
  * Masks secrets in an answer that comes in chunks, those split across chunks too: it holds
  * back only an end of a chunk that could be the start of a secret, until the next chunk
- * tells; everything else is handed back at once. Chunks are masked in place (they are the
- * answer's own; copied only to join a held-back end).
+ * tells; everything else goes on at once. Chunks are masked in place (they are the
+ * answer's own); across a seam only the few bytes around it are copied.
  */
 export class Masker {
   readonly #forms: readonly Buffer[];
+  readonly #longest: number;
   #tail: Buffer = EMPTY;
 
   constructor(forms: readonly Buffer[]) {
     this.#forms = forms;
+    this.#longest = forms.reduce((longest, form) => Math.max(longest, form.length), 0);
   }
 
-  /** The masked bytes of `chunk` (and of the end held back before it) that can go on now. */
-  push(chunk: Buffer): Buffer {
-    const combined = this.#tail.length === 0 ? chunk : Buffer.concat([this.#tail, chunk]);
-    const lastEnd = maskAll(combined, this.#forms);
-    const cut = combined.length - pendingPrefix(combined, Math.max(0, lastEnd), this.#forms);
-    this.#tail = cut === combined.length ? EMPTY : combined.subarray(cut);
-    return cut === combined.length ? combined : combined.subarray(0, cut);
+  /** Hands `out` the masked bytes that can go on now (one or two pieces); whether every `out` said more may come. */
+  push(chunk: Buffer, out: (ready: Buffer) => boolean): boolean {
+    const forms = this.#forms;
+    const tail = this.#tail;
+    let more = true;
+    let from = 0;
+    if (tail.length > 0) {
+      if (chunk.length < this.#longest) {
+        chunk = Buffer.concat([tail, chunk]);
+      } else {
+        // A secret that begins in the held-back end ends within the chunk's first bytes: look at the seam alone.
+        const seam = Buffer.concat([tail, chunk.subarray(0, this.#longest - 1)]);
+        const end = maskAll(seam, forms);
+        if (end > tail.length) {
+          seam.copy(chunk, 0, tail.length, end);
+          from = end - tail.length;
+        }
+        more = out(seam.subarray(0, tail.length));
+      }
+    }
+    const lastEnd = maskAll(chunk, forms);
+    const cut = chunk.length - pendingPrefix(chunk, Math.max(from, lastEnd, 0), forms);
+    this.#tail = cut === chunk.length ? EMPTY : chunk.subarray(cut);
+    if (cut > 0) more = out(cut === chunk.length ? chunk : chunk.subarray(0, cut)) && more;
+    return more;
   }
 
   /** What is still held back, at the end of the answer: no secret can complete it any more. */
@@ -110,8 +130,7 @@ export class ScrubStream extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    const ready = this.#masker.push(chunk);
-    if (ready.length > 0) this.push(ready);
+    this.#masker.push(chunk, (ready) => this.push(ready));
     done();
   }
 
