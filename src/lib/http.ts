@@ -1,3 +1,5 @@
+import { EventEmitter } from 'node:events';
+import type { Dispatcher } from 'undici';
 import { ErrorCodes, OAuthKeeperError } from '../errors.js';
 
 /** A `fetch` to use instead of the global one (a proxy agent, instrumentation, a test double). */
@@ -47,13 +49,78 @@ export class TransportError extends Error {
 const DEFAULT_TIMEOUT_MS = 10_000;
 const DEFAULT_MAX_BODY = 1024 * 1024;
 
-/** A small fetch wrapper for provider calls: a timeout, a size cap, the body as text. */
+/**
+ * Without a `fetch` of the strategy's, provider calls go through one undici `Agent` per
+ * process: keep-alive connections to each provider (idle ones do not hold the process
+ * open: undici unrefs them), no WHATWG Request/Response/stream objects per call — a
+ * fraction of the global fetch's CPU (bench/RESULTS.md, transport figure). Loaded on the
+ * first provider call.
+ */
+let pool: Promise<Dispatcher> | undefined;
+const sharedPool = (): Promise<Dispatcher> => (pool ??= import('undici').then(({ Agent }) => new Agent()));
+
+/** A provider call: a timeout for the whole exchange, a size cap, the body as text; redirects are not followed. */
 export async function httpRequest(request: HttpRequest): Promise<HttpResponse> {
+  return request.fetch === undefined ? viaPool(request) : viaFetch(request, request.fetch);
+}
+
+async function viaPool(request: HttpRequest): Promise<HttpResponse> {
+  const timeoutMs = request.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const maxBody = request.maxBodyBytes ?? DEFAULT_MAX_BODY;
+  const url = typeof request.url === 'string' ? new URL(request.url) : request.url;
+  // An EventEmitter is a signal undici takes, without an AbortSignal's timer and DOMException per call.
+  const signal = new EventEmitter();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    signal.emit('abort');
+  }, timeoutMs);
+  try {
+    let answer: Dispatcher.ResponseData;
+    try {
+      answer = await (await sharedPool()).request({
+        origin: url.origin,
+        path: `${url.pathname}${url.search}`,
+        method: request.method,
+        ...(request.headers === undefined ? {} : { headers: request.headers }),
+        ...(request.body === undefined ? {} : { body: request.body }),
+        signal,
+      });
+    } catch (cause) {
+      throw new TransportError(timedOut ? `no answer within ${timeoutMs} ms` : 'the connection failed', timedOut, cause);
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    try {
+      for await (const chunk of answer.body as AsyncIterable<Buffer>) {
+        size += chunk.byteLength;
+        if (size > maxBody) {
+          answer.body.destroy();
+          throw new TransportError(`the answer is larger than ${maxBody} bytes`, false);
+        }
+        chunks.push(chunk);
+      }
+    } catch (cause) {
+      if (cause instanceof TransportError) throw cause;
+      throw new TransportError(timedOut ? `no complete answer within ${timeoutMs} ms` : 'the answer was cut off', timedOut, cause);
+    }
+    const headers = new Headers();
+    for (const [name, value] of Object.entries(answer.headers)) {
+      if (Array.isArray(value)) for (const one of value) headers.append(name, one);
+      else if (value !== undefined) headers.append(name, value);
+    }
+    return { status: answer.statusCode, headers, text: chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8') };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Through the strategy's own `fetch`. */
+async function viaFetch(request: HttpRequest, send: FetchLike): Promise<HttpResponse> {
   const timeoutMs = request.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const maxBody = request.maxBodyBytes ?? DEFAULT_MAX_BODY;
   let response: Response;
   try {
-    const send = request.fetch ?? fetch;
     response = await send(request.url, {
       method: request.method,
       ...(request.headers === undefined ? {} : { headers: request.headers }),
