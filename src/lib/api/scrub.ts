@@ -12,7 +12,11 @@ import { Transform, type TransformCallback } from 'node:stream';
 /** Too short a value would match ordinary text; real credentials are far longer. */
 const MIN_SECRET_LENGTH = 8;
 
-/** The byte forms of the secrets to look for, longest first. */
+/**
+ * The byte forms of the secrets to look for, longest first. A form that holds another one
+ * (`Bearer <token>` holds `<token>`) is left out: masking the one it holds already leaves
+ * no secret, and every form is one more scan of every chunk.
+ */
 export function secretForms(secrets: ReadonlyArray<string | undefined>): Buffer[] {
   const forms = new Set<string>();
   for (const secret of secrets) {
@@ -22,7 +26,11 @@ export function secretForms(secrets: ReadonlyArray<string | undefined>): Buffer[
     forms.add(JSON.stringify(secret).slice(1, -1));
     forms.add(JSON.stringify(secret).slice(1, -1).replace(/\//g, '\\/'));
   }
-  return [...forms].map((form) => Buffer.from(form, 'utf8')).sort((a, b) => b.length - a.length);
+  const all = [...forms];
+  return all
+    .filter((form) => !all.some((other) => other !== form && other.length < form.length && form.includes(other)))
+    .map((form) => Buffer.from(form, 'utf8'))
+    .sort((a, b) => b.length - a.length);
 }
 
 /** Overwrites every complete occurrence in place; returns the end of the last one, or -1. */
@@ -34,6 +42,56 @@ function maskAll(buffer: Buffer, forms: readonly Buffer[]): number {
       buffer.fill(0x2a, at, at + form.length);
       lastEnd = Math.max(lastEnd, at + form.length);
       at = buffer.indexOf(form, at + form.length);
+    }
+  }
+  return lastEnd;
+}
+
+/**
+ * A form searched for from its byte that is rarest in the answer: `Buffer#indexOf` costs about
+ * one step per occurrence of the first byte it looks for, so an answer full of a secret's first
+ * byte (a form starting with `s` in a body of `s`, a token's letter in text) costs many times an
+ * answer without it. The part before the anchor is compared at each hit.
+ */
+interface Anchored {
+  readonly form: Buffer;
+  /** Offset of the anchor byte in the form; the suffix from it is what is searched for. */
+  readonly at: number;
+  readonly suffix: Buffer;
+}
+
+/** Chunks at least this long are searched by anchor (smaller ones: the form's first byte). */
+const ANCHORED_FROM_BYTES = 8192;
+/** Bytes sampled to count how often each byte occurs; anchors are chosen again every this many chunks. */
+const SAMPLED_BYTES = 4096;
+const ANCHORS_KEPT_FOR = 64;
+
+function anchorsFor(forms: readonly Buffer[], sample: Buffer): Anchored[] {
+  const counts = new Uint32Array(256);
+  const step = Math.max(1, Math.floor(sample.length / SAMPLED_BYTES));
+  for (let i = 0; i < sample.length; i += step) counts[sample[i]!]! += 1;
+  return forms.map((form) => {
+    let at = 0;
+    // The suffix searched for keeps at least 4 bytes (forms have 8 or more).
+    for (let j = 1; j <= form.length - 4; j += 1) if (counts[form[j]!]! < counts[form[at]!]!) at = j;
+    return { form, at, suffix: form.subarray(at) };
+  });
+}
+
+/** {@link maskAll} searching by anchor: the same occurrences, masked the same way. */
+function maskAnchored(buffer: Buffer, anchors: readonly Anchored[]): number {
+  let lastEnd = -1;
+  for (const { form, at: offset, suffix } of anchors) {
+    let hit = buffer.indexOf(suffix, offset);
+    while (hit !== -1) {
+      const start = hit - offset;
+      if (offset === 0 || buffer.compare(form, 0, offset, start, hit) === 0) {
+        buffer.fill(0x2a, start, start + form.length);
+        lastEnd = Math.max(lastEnd, start + form.length);
+        hit = buffer.indexOf(suffix, start + form.length + offset);
+      } else {
+        hit = buffer.indexOf(suffix, hit + 1);
+      }
     }
   }
   return lastEnd;
@@ -79,6 +137,8 @@ export class Masker {
   readonly #forms: readonly Buffer[];
   readonly #longest: number;
   #tail: Buffer = EMPTY;
+  #anchors: Anchored[] | undefined;
+  #anchoredChunks = 0;
 
   constructor(forms: readonly Buffer[]) {
     this.#forms = forms;
@@ -105,11 +165,20 @@ export class Masker {
         more = out(seam.subarray(0, tail.length));
       }
     }
-    const lastEnd = maskAll(chunk, forms);
+    const lastEnd = chunk.length >= ANCHORED_FROM_BYTES ? maskAnchored(chunk, this.#anchorsFor(chunk)) : maskAll(chunk, forms);
     const cut = chunk.length - pendingPrefix(chunk, Math.max(from, lastEnd, 0), forms);
     this.#tail = cut === chunk.length ? EMPTY : chunk.subarray(cut);
     if (cut > 0) more = out(cut === chunk.length ? chunk : chunk.subarray(0, cut)) && more;
     return more;
+  }
+
+  #anchorsFor(chunk: Buffer): Anchored[] {
+    if (this.#anchors === undefined || this.#anchoredChunks >= ANCHORS_KEPT_FOR) {
+      this.#anchors = anchorsFor(this.#forms, chunk);
+      this.#anchoredChunks = 0;
+    }
+    this.#anchoredChunks += 1;
+    return this.#anchors;
   }
 
   /** What is still held back, at the end of the answer: no secret can complete it any more. */

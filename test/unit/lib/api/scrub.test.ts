@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { Masker, ScrubStream, scrubBuffer, secretForms } from '../../../../src/lib/api/scrub';
 
@@ -14,6 +15,13 @@ async function throughStream(chunks: Buffer[], forms: Buffer[]): Promise<string>
 }
 
 describe('secretForms', () => {
+  it('leaves out a form that holds another: masking the one it holds leaves no secret', () => {
+    const forms = secretForms(['token-abcdefgh-123', 'Bearer token-abcdefgh-123']).map((f) => f.toString());
+    expect(forms).toEqual(['token-abcdefgh-123']);
+    const out = scrubBuffer(Buffer.from('{"echo":"Bearer token-abcdefgh-123"}'), secretForms(['token-abcdefgh-123', 'Bearer token-abcdefgh-123']));
+    expect(out.toString()).toBe(`{"echo":"Bearer ${'*'.repeat(18)}"}`);
+  });
+
   it('covers the raw, percent-encoded and JSON-escaped forms, longest first, and ignores short values', () => {
     const forms = secretForms([TOKEN, 'short', undefined]).map((f) => f.toString());
     expect(forms).toEqual(expect.arrayContaining([TOKEN, encodeURIComponent(TOKEN), JSON.stringify(TOKEN).slice(1, -1)]));
@@ -104,6 +112,47 @@ describe('Masker', () => {
       }
       out.push(masker.flush());
       expect(Buffer.concat(out).toString()).toBe(expected.toString());
+    }
+  });
+});
+
+describe('Masker on large chunks (searched from each form\'s rarest byte)', () => {
+  const secrets = ['sandbox-secret', 'tok-ABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789abcdef', 'z9z9z9z9z9'];
+  const forms = secretForms(secrets);
+  const fillers: Array<[string, (n: number) => Buffer]> = [
+    ['a body of one byte that begins a secret', (n) => Buffer.alloc(n, 's')],
+    ['random bytes', (n) => randomBytes(n)],
+    ['text made of the secrets\' own bytes', (n) => Buffer.from('sandbox-secre tok-ABC z9z9 '.repeat(Math.ceil(n / 27)).slice(0, n))],
+  ];
+
+  it.each(fillers)('masks like scrubBuffer on the whole: %s, secrets anywhere, across seams, in chunks of 8–70 KiB', (_name, filler) => {
+    let seed = 11;
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    for (let round = 0; round < 12; round += 1) {
+      const whole = filler(400_000);
+      for (let i = 0; i < 40; i += 1) {
+        const secret = Buffer.from(secrets[random(secrets.length)]!);
+        secret.copy(whole, random(whole.length - secret.length));
+      }
+      // And some right at the front and the end.
+      Buffer.from(secrets[0]!).copy(whole, 0);
+      Buffer.from(secrets[1]!).copy(whole, whole.length - secrets[1]!.length);
+      const expected = scrubBuffer(Buffer.from(whole), forms);
+      const masker = new Masker(forms);
+      const out: Buffer[] = [];
+      for (let at = 0; at < whole.length; ) {
+        const size = 8192 + random(64 * 1024);
+        masker.push(Buffer.from(whole.subarray(at, at + size)), (ready) => out.push(Buffer.from(ready)) > 0);
+        at += size;
+      }
+      out.push(masker.flush());
+      const got = Buffer.concat(out);
+      expect(got.length).toBe(whole.length);
+      expect(got.equals(expected)).toBe(true);
+      for (const secret of secrets) expect(got.includes(Buffer.from(secret))).toBe(false);
     }
   });
 });
