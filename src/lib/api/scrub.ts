@@ -63,7 +63,7 @@ interface Anchored {
 /** Chunks at least this long are searched by anchor (smaller ones: the form's first byte). */
 const ANCHORED_FROM_BYTES = 8192;
 /** Bytes sampled to count how often each byte occurs; anchors are chosen again every this many chunks. */
-const SAMPLED_BYTES = 4096;
+const SAMPLED_BYTES = 1024;
 const ANCHORS_KEPT_FOR = 64;
 
 function anchorsFor(forms: readonly Buffer[], sample: Buffer): Anchored[] {
