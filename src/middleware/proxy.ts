@@ -68,10 +68,14 @@ const NEVER_RETURNED = new Set(NEVER_RETURNED_RESPONSE_HEADERS);
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
 
 const NONE: ReadonlySet<string> = new Set();
+/** The `Connection` values nearly every message carries, answered without parsing. */
+const COMMON_CONNECTION: ReadonlyMap<string, ReadonlySet<string>> = new Map(['keep-alive', 'close', 'Keep-Alive', 'Close'].map((v) => [v, new Set([v.toLowerCase()])]));
 
 /** Names a `Connection` header lists: hop-by-hop for this hop only. */
 function connectionNames(value: string | string[] | null | undefined): ReadonlySet<string> {
   if (value === undefined || value === null) return NONE;
+  const common = typeof value === 'string' ? COMMON_CONNECTION.get(value) : undefined;
+  if (common !== undefined) return common;
   const text = Array.isArray(value) ? value.join(',') : (value ?? '');
   return new Set(
     text
