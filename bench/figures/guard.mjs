@@ -10,6 +10,7 @@ const VARIANTS = [
   ['session', 'express-session + connect-redis, token-sized object'],
   ['passport', 'passport-oauth2-style app (tokens in the session)'],
   ['keeper-mw', 'oauth-keeper middleware, no guard'],
+  ['keeper-lean', 'oauth-keeper guard without Passport in the request path (logIn: false)'],
   ['keeper-cr', 'oauth-keeper guard, sessions in connect-redis + guardSessionStore()'],
   ['keeper', 'oauth-keeper guard + req.oauthToken (keeper.sessionStore())'],
 ];
@@ -43,12 +44,16 @@ export async function guardFigure(mode, log) {
     });
     const mwVsPassport = { rps: [median(out.get('passport').rps), median(out.get('keeper-mw').rps)], ratio: ratios(out, 'passport', 'keeper-mw'), cpu: [median(out.get('passport').cpu), median(out.get('keeper-mw').cpu)], cpuRatio: ratios(out, 'passport', 'keeper-mw', 'cpu') };
     const crVsPassport = { rps: [median(out.get('passport').rps), median(out.get('keeper-cr').rps)], ratio: ratios(out, 'passport', 'keeper-cr'), cpu: [median(out.get('passport').cpu), median(out.get('keeper-cr').cpu)], cpuRatio: ratios(out, 'passport', 'keeper-cr', 'cpu') };
+    const leanVsSession = { rps: [median(out.get('session').rps), median(out.get('keeper-lean').rps)], ratio: ratios(out, 'session', 'keeper-lean'), cpu: [median(out.get('session').cpu), median(out.get('keeper-lean').cpu)], cpuRatio: ratios(out, 'session', 'keeper-lean', 'cpu') };
+    const passportVsSession = { ratio: ratios(out, 'session', 'passport'), cpuRatio: ratios(out, 'session', 'passport', 'cpu') };
     return {
       vsPassport: cmp('passport'),
       crVsPassport,
+      leanVsSession,
+      passportVsSession,
       vsSession: cmp('session'),
       mwVsPassport,
-      redis: { passport: redisText(out.get('passport').redis), session: redisText(out.get('session').redis), keeper: redisText(out.get('keeper').redis), cr: redisText(out.get('keeper-cr').redis), mw: redisText(out.get('keeper-mw').redis) },
+      redis: { passport: redisText(out.get('passport').redis), session: redisText(out.get('session').redis), keeper: redisText(out.get('keeper').redis), cr: redisText(out.get('keeper-cr').redis), lean: redisText(out.get('keeper-lean').redis), mw: redisText(out.get('keeper-mw').redis) },
       ceilings: { raw: median(out.get('raw').rps), express: median(out.get('express').rps) },
       markdown: [
         `${mode.load.rounds} interleaved rounds of ${mode.load.seconds} s per variant, 32 connections, one session cookie per server (a real login through the sandbox, except the session-only app which sets a token-sized object at /login). Ratios are oauth-keeper's guarded route ÷ the row, per round (median, min–max): above 1 means oauth-keeper is faster / uses more CPU.`,

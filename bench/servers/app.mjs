@@ -8,6 +8,8 @@
 //   keeper-mw  the README's quick-start stack (passport + keeper.middleware()), /me not guarded
 //   keeper     the same with /me behind keeper.ensureAuthorized(); /api/* through keeper.proxy()
 //   keeper-cr  the same on connect-redis + guardSessionStore() instead of keeper.sessionStore()
+//   keeper-lean  the guard without Passport in the request path (logIn: false: the provider is
+//              connected to the session), the keeper's counterpart of the session-only app
 // Every kind answers GET /me with { provider, scope, expiresAt, user } (or 401).
 import http from 'node:http';
 import express from 'express';
@@ -143,7 +145,7 @@ async function build() {
     return http.createServer(app);
   }
 
-  if (kind === 'keeper' || kind === 'keeper-mw' || kind === 'keeper-cr') {
+  if (kind === 'keeper' || kind === 'keeper-mw' || kind === 'keeper-cr' || kind === 'keeper-lean') {
     const { defineProvider, guardSessionStore, OAuthKeeperStrategy, oauthKeeper, RedisBackend, TokenStore } = await import(entry(config.keeperDir));
     const example = defineProvider({
       name: 'example',
@@ -157,14 +159,18 @@ async function build() {
       passport,
       strategies: [new OAuthKeeperStrategy(example, { clientID: 'sandbox-client', clientSecret: 'sandbox-secret', callbackURL: '/auth/example/callback' })],
       store: new TokenStore({ backend: new RedisBackend({ client: redis }), encryptionKeys: [config.tokenKey] }),
+      // keeper-lean: the provider is connected to the session, nobody is signed in through Passport.
+      ...(kind === 'keeper-lean' ? { logIn: false } : {}),
     });
     // The README's: keeper.sessionStore() (session and token sets in one Redis command); keeper-cr: connect-redis.
     const store = kind === 'keeper-cr' || typeof keeper.sessionStore !== 'function'
       ? guardSessionStore(new RedisStore({ client: redis, prefix: 'sess:' }))
       : keeper.sessionStore({ client: redis, prefix: 'sess:' });
     app.use(session(sessionOptions(store)));
-    app.use(passport.initialize());
-    app.use(passport.session());
+    if (kind !== 'keeper-lean') {
+      app.use(passport.initialize());
+      app.use(passport.session());
+    }
     app.use(keeper.middleware());
     if (kind !== 'keeper-mw') {
       app.get('/me', keeper.ensureAuthorized('example', { unauthorized: 'status' }), (req, res) => {

@@ -1,5 +1,6 @@
 import { Store, type SessionData } from 'express-session';
 import { configurationError, ErrorCodes, OAuthKeeperError } from '../errors.js';
+import { unknownOptions } from '../lib/option-names.js';
 import type { StoredEntry } from '../store/backend.js';
 import { parseStoredValue } from '../store/redis.js';
 import type { TokenStore } from '../store/token-store.js';
@@ -129,6 +130,7 @@ export interface KeeperSessionStoreOptions {
 /** Sessions whose token owner this process remembers, at most; then the oldest is forgotten. */
 const MAX_HINTS = 50_000;
 
+const OPTION_NAMES: readonly string[] = Object.freeze(['client', 'prefix', 'ttlSeconds', 'timeoutMs', 'retryAfterSeconds']);
 
 /**
  * An express-session store on Redis (connect-redis's key layout and JSON, so the two can
@@ -156,6 +158,12 @@ export class KeeperSessionStore extends Store {
     const client = options?.client;
     if (!client || typeof client.get !== 'function' || typeof client.mget !== 'function' || typeof client.set !== 'function') {
       throw configurationError('keeper.sessionStore needs client: the ioredis client (new Redis(url)) your RedisBackend uses.');
+    }
+    // connect-redis users bring its option names: a ttl silently ignored would keep sessions a day.
+    const unknown = unknownOptions('keeper.sessionStore', options, OPTION_NAMES);
+    if (unknown.length > 0) {
+      const hint = 'ttl' in options ? ' connect-redis\'s ttl is ttlSeconds here (the cookie\'s expiry wins when set).' : '';
+      throw configurationError(`${unknown.join(' ')}${hint} Valid options: ${OPTION_NAMES.join(', ')}.`);
     }
     this.#client = client;
     this.#prefix = options.prefix ?? 'sess:';

@@ -259,6 +259,9 @@ describe('keeper.sessionStore(): where session and tokens cannot be read togethe
     expect(() => new KeeperSessionStore({ client: {} as never })).toThrow(OAuthKeeperError);
     expect(() => new KeeperSessionStore({ client: {} as never })).toThrow(/ioredis client/);
     expect(() => new KeeperSessionStore({ client: newRedisLike(), ttlSeconds: 0 })).toThrow(/ttlSeconds/);
+    // connect-redis's names are not silently ignored.
+    expect(() => new KeeperSessionStore({ client: newRedisLike(), ttl: 3600 } as never)).toThrow(/Unknown keeper.sessionStore option "ttl".*ttlSeconds here/);
+    expect(() => new KeeperSessionStore({ client: newRedisLike(), prefx: 'x:' } as never)).toThrow(/did you mean "prefix"/);
   });
 });
 
