@@ -1,8 +1,6 @@
 import { Store, type SessionData } from 'express-session';
 import { configurationError, ErrorCodes, OAuthKeeperError } from '../errors.js';
 import { unknownOptions } from '../lib/option-names.js';
-import type { StoredEntry } from '../store/backend.js';
-import { parseStoredValue } from '../store/redis.js';
 import type { TokenStore } from '../store/token-store.js';
 
 export interface GuardSessionStoreOptions {
@@ -211,9 +209,8 @@ export class KeeperSessionStore extends Store {
     }
     const named = this.#learn(sid, session);
     if (owner !== undefined && named === owner && values !== undefined) {
-      const entries = new Map<string, StoredEntry | null>();
-      this.#providers.forEach((provider, i) => entries.set(provider, parseStoredValue(values[i + 1] ?? null)));
-      this.#tokens!.offerPrefetched(sid, { owner, at: Date.now(), entries });
+      // The token sets as read, parsed only if a route takes them.
+      this.#tokens!.offerPrefetched(sid, { owner, at: Date.now(), providers: this.#providers, values, first: 1 });
     } else {
       // Whatever an earlier read of this session left unused is older than this read: never used.
       this.#tokens?.dropPrefetched(sid);

@@ -4,6 +4,7 @@ import { TokenCipher, type EncryptionKey } from '../lib/cipher.js';
 import type { StoreEvents, StoreOperation } from '../lib/events.js';
 import type { TokenSet } from '../lib/token-set.js';
 import type { StoredEntry, TokenStoreBackend } from './backend.js';
+import { parseStoredValue } from './redis.js';
 
 export interface TokenStoreOptions {
   /** Where the encrypted sets live: `new RedisBackend({ client })` or `new MemoryBackend()`. */
@@ -71,8 +72,15 @@ export interface SessionPrefetch {
   readonly owner: string;
   /** `Date.now()` of the read. */
   readonly at: number;
-  /** Per provider, the stored entry read in the same command as the session (`null`: none stored). */
-  readonly entries: Map<string, StoredEntry | null>;
+  /** The providers read, in the order of their values. */
+  readonly providers: readonly string[];
+  /**
+   * The stored values as the backend keeps them (`parseStoredValue` reads them), from index
+   * `first` on, one per provider: `null` when none is stored. Parsed only when taken; a taken
+   * one becomes `undefined`.
+   */
+  readonly values: Array<string | null | undefined>;
+  readonly first: number;
 }
 
 /** Keys whose last decrypted value this process remembers, at most; then the oldest is forgotten. */
@@ -174,12 +182,15 @@ export class TokenStore {
    */
   takePrefetched(sid: string, owner: string, provider: string): StoredTokenSet | null | undefined {
     const prefetch = this.#prefetched.get(sid);
-    if (prefetch === undefined || !prefetch.entries.has(provider)) return undefined;
-    const entry = prefetch.entries.get(provider)!;
-    prefetch.entries.delete(provider);
-    if (prefetch.entries.size === 0) this.#prefetched.delete(sid);
-    if (prefetch.owner !== owner || Date.now() - prefetch.at > PREFETCH_MAX_AGE_MS) return undefined;
-    return this.#fromEntry(this.tokenKey(owner, provider), entry);
+    const index = prefetch === undefined ? -1 : prefetch.providers.indexOf(provider);
+    if (index < 0) return undefined;
+    const slot = prefetch!.first + index;
+    const raw = prefetch!.values[slot];
+    if (raw === undefined) return undefined;
+    prefetch!.values[slot] = undefined;
+    if (prefetch!.values.every((value, i) => i < prefetch!.first || value === undefined)) this.#prefetched.delete(sid);
+    if (prefetch!.owner !== owner || Date.now() - prefetch!.at > PREFETCH_MAX_AGE_MS) return undefined;
+    return this.#fromEntry(this.tokenKey(owner, provider), parseStoredValue(raw));
   }
 
   /** A write or delete here: what was read before it for this owner is not handed out any more. */

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type Redis from 'ioredis';
 import type { TokenSet } from '../../../src/lib/token-set';
-import { parseStoredValue, RedisBackend } from '../../../src/store/redis';
+import { RedisBackend } from '../../../src/store/redis';
 import { TokenStore } from '../../../src/store/token-store';
 import { newRedis, uniquePrefix } from '../../helpers/app';
 
@@ -31,7 +31,7 @@ describe('TokenStore: token sets read with a session', () => {
   /** What the session store does: read the owner's keys in one MGET, parse and offer them for `sid`. */
   async function offer(sid: string, owner: string, providers: string[], at = Date.now()): Promise<void> {
     const values = await redis.mget(...providers.map((p) => store.tokenKey(owner, p)));
-    store.offerPrefetched(sid, { owner, at, entries: new Map(providers.map((p, i) => [p, parseStoredValue(values[i] ?? null)])) });
+    store.offerPrefetched(sid, { owner, at, providers, values: ['session', ...values], first: 1 });
   }
 
   it('is taken once per provider, decrypted as a read of the backend would be, then read again from the backend', async () => {
