@@ -63,6 +63,7 @@ export function loginFailure(provider: string, error: unknown, startedAt: number
 /** Where an API call's event goes: anything with a typed `emit`, such as `keeper.events`. */
 interface ApiCallSink {
   emit(name: 'api:call', event: ApiCallEvents['api:call'][0]): boolean;
+  listenerCount?(name: 'api:call'): number;
 }
 
 /**
@@ -75,7 +76,8 @@ export async function observeApiCall<T extends { status: number; retried: boolea
   call: () => Promise<T>,
 ): Promise<T> {
   const sink = (source as { events?: ApiCallSink }).events;
-  if (typeof sink?.emit !== 'function') return call();
+  // Nobody listening (no telemetry, no handler): no clock, no event, no extra promise per call.
+  if (typeof sink?.emit !== 'function' || sink.listenerCount?.('api:call') === 0) return call();
   const started = Date.now();
   try {
     const result = await call();
