@@ -57,11 +57,19 @@ export interface ExampleApp extends Spawned {
 
 /** Starts example-app/start.mjs on a free port, configured by `env`, and waits until it listens. */
 export async function startExampleApp(env: Record<string, string> = {}): Promise<ExampleApp> {
-  const port = await freePort();
-  const app = await spawnUntil(process.execPath, [join(repoRoot, 'example-app/start.mjs')], {
-    env: { PORT: String(port), ...env },
-    ready: /listening on/,
-    name: 'example app',
-  });
-  return { ...app, port };
+  // A port found free can be taken before the app binds it (another process's outgoing
+  // connection draws from the same range): the app then says so and exits; take another.
+  for (let attempt = 1; ; attempt += 1) {
+    const port = await freePort();
+    try {
+      const app = await spawnUntil(process.execPath, [join(repoRoot, 'example-app/start.mjs')], {
+        env: { PORT: String(port), ...env },
+        ready: /listening on/,
+        name: 'example app',
+      });
+      return { ...app, port };
+    } catch (error) {
+      if (attempt >= 5 || !/is already in use/.test(String((error as Error).message))) throw error;
+    }
+  }
 }
