@@ -36,6 +36,17 @@ interface Attempt {
   result: ApiCallResult;
 }
 
+/** A call's start (see `ApiClient#begin`). */
+interface Begun {
+  provider: string;
+  strategy: ReturnType<ApiKeeper['strategy']>;
+  refresher: ApiKeeper['refresher'];
+  owner: string;
+  request: object;
+  tokenSet: TokenSet;
+  body: PreparedBody;
+}
+
 /** One attempt's request, as sent and as it was before the binding attached the credentials. */
 interface Prepared {
   method: string;
@@ -146,16 +157,25 @@ export class ApiClient {
     return observeApiCall(this.#keeper.refresher, this.provider, () => this.#relay(session, call, target));
   }
 
-  async #relay(session: ApiSession, call: ApiCall, target: RelayTarget): Promise<RelayResult> {
+  /**
+   * What every call starts with: the session's current token set (read once per request,
+   * refreshed when due) and the body as it will be sent.
+   */
+  async #begin(session: ApiSession, call: ApiCall): Promise<Begun> {
     const provider = this.provider;
     const strategy = this.#keeper.strategy(provider);
     const refresher = this.#keeper.refresher;
     const { owner } = session;
+    // Without a request (a worker's call), the call itself is the unit: one read, one refresh cycle, one budget.
     const request = session.request ?? {};
     if (!owner) throw authorizationRequired(provider);
     const tokenSet = await refresher.forRequest(request, owner, strategy.tokens);
     if (!tokenSet) throw authorizationRequired(provider);
-    const body = await this.#prepareBody(call);
+    return { provider, strategy, refresher, owner, request, tokenSet, body: await this.#prepareBody(call) };
+  }
+
+  async #relay(session: ApiSession, call: ApiCall, target: RelayTarget): Promise<RelayResult> {
+    const { provider, strategy, refresher, owner, request, tokenSet, body } = await this.#begin(session, call);
 
     const first = await this.#relayAttempt(call, body, tokenSet, true, target);
     const held = first.held;
@@ -215,16 +235,7 @@ export class ApiClient {
   }
 
   async #call(session: ApiSession, call: ApiCall): Promise<ApiCallResult> {
-    const provider = this.provider;
-    const strategy = this.#keeper.strategy(provider);
-    const refresher = this.#keeper.refresher;
-    const { owner } = session;
-    // Without a request (a worker's call), the call itself is the unit: one read, one refresh cycle, one budget.
-    const request = session.request ?? {};
-    if (!owner) throw authorizationRequired(provider);
-    const tokenSet = await refresher.forRequest(request, owner, strategy.tokens);
-    if (!tokenSet) throw authorizationRequired(provider);
-    const body = await this.#prepareBody(call);
+    const { provider, strategy, refresher, owner, request, tokenSet, body } = await this.#begin(session, call);
 
     const first = await this.#attempt(call, body, tokenSet, true);
     if (!first.rejected) return first.result;
