@@ -56,8 +56,11 @@ const DEFAULT_MAX_BODY = 1024 * 1024;
  * fraction of the global fetch's CPU (bench/RESULTS.md, transport figure). Loaded on the
  * first provider call.
  */
+let loading: Promise<typeof import('undici')> | undefined;
+/** undici, loaded on first use: an app that never calls a provider or an API does not pay for it at start-up. */
+export const loadUndici = (): Promise<typeof import('undici')> => (loading ??= import('undici'));
 let pool: Promise<Dispatcher> | undefined;
-const sharedPool = (): Promise<Dispatcher> => (pool ??= import('undici').then(({ Agent }) => new Agent()));
+const sharedPool = (): Promise<Dispatcher> => (pool ??= loadUndici().then(({ Agent }) => new Agent()));
 
 /** A provider call: a timeout for the whole exchange, a size cap, the body as text; redirects are not followed. */
 export async function httpRequest(request: HttpRequest): Promise<HttpResponse> {
@@ -89,27 +92,13 @@ async function viaPool(request: HttpRequest): Promise<HttpResponse> {
     } catch (cause) {
       throw new TransportError(timedOut ? `no answer within ${timeoutMs} ms` : 'the connection failed', timedOut, cause);
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    try {
-      for await (const chunk of answer.body as AsyncIterable<Buffer>) {
-        size += chunk.byteLength;
-        if (size > maxBody) {
-          answer.body.destroy();
-          throw new TransportError(`the answer is larger than ${maxBody} bytes`, false);
-        }
-        chunks.push(chunk);
-      }
-    } catch (cause) {
-      if (cause instanceof TransportError) throw cause;
-      throw new TransportError(timedOut ? `no complete answer within ${timeoutMs} ms` : 'the answer was cut off', timedOut, cause);
-    }
+    const text = await readText(answer.body, maxBody, timeoutMs, () => timedOut, () => answer.body.destroy());
     const headers = new Headers();
     for (const [name, value] of Object.entries(answer.headers)) {
       if (Array.isArray(value)) for (const one of value) headers.append(name, one);
       else if (value !== undefined) headers.append(name, value);
     }
-    return { status: answer.statusCode, headers, text: chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8') };
+    return { status: answer.statusCode, headers, text };
   } finally {
     clearTimeout(timer);
   }
@@ -132,22 +121,39 @@ async function viaFetch(request: HttpRequest, send: FetchLike): Promise<HttpResp
     const timedOut = (cause as Error)?.name === 'TimeoutError';
     throw new TransportError(timedOut ? `no answer within ${timeoutMs} ms` : 'the connection failed', timedOut, cause);
   }
+  const body = response.body as unknown as AsyncIterable<Uint8Array> | null;
+  const text = body === null ? '' : await readText(body, maxBody, timeoutMs, (cause) => (cause as Error)?.name === 'TimeoutError', () => undefined);
+  return { status: response.status, headers: response.headers, text };
+}
+
+/**
+ * A body as UTF-8 text, at most `maxBody` bytes (`stop` ends a larger one); a read that
+ * breaks off is a TransportError, timed out when `timedOut(cause)` says so.
+ */
+async function readText(
+  body: AsyncIterable<Uint8Array>,
+  maxBody: number,
+  timeoutMs: number,
+  timedOut: (cause: unknown) => boolean,
+  stop: () => void,
+): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
   try {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    if (response.body) {
-      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-        size += chunk.byteLength;
-        if (size > maxBody) throw new TransportError(`the answer is larger than ${maxBody} bytes`, false);
-        chunks.push(Buffer.from(chunk));
+    for await (const chunk of body) {
+      size += chunk.byteLength;
+      if (size > maxBody) {
+        stop();
+        throw new TransportError(`the answer is larger than ${maxBody} bytes`, false);
       }
+      chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
     }
-    return { status: response.status, headers: response.headers, text: Buffer.concat(chunks).toString('utf8') };
   } catch (cause) {
     if (cause instanceof TransportError) throw cause;
-    const timedOut = (cause as Error)?.name === 'TimeoutError';
-    throw new TransportError(timedOut ? `no complete answer within ${timeoutMs} ms` : 'the answer was cut off', timedOut, cause);
+    const late = timedOut(cause);
+    throw new TransportError(late ? `no complete answer within ${timeoutMs} ms` : 'the answer was cut off', late, cause);
   }
+  return chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8');
 }
 
 /** The first error of `type` in an error's cause chain (a few levels deep), e.g. ours wrapped by a library. */

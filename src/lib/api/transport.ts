@@ -3,6 +3,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Agent, Dispatcher } from 'undici';
 import { configurationError, ErrorCodes, OAuthKeeperError } from '../../errors.js';
+import { loadUndici } from '../http.js';
 import type { ApiRequest, ApiResponseHead } from '../../provider/types.js';
 import { asError, noop, readUpTo, type ReadUpTo } from './body.js';
 import { TRANSPORT_HEADERS, type CallerSignal, type DispatcherSource, type HeaderRecord, type PreparedBody } from './types.js';
@@ -15,9 +16,6 @@ import { TRANSPORT_HEADERS, type CallerSignal, type DispatcherSource, type Heade
  * agent, and far less than `fetch`.
  */
 
-/** undici loads on the first API call: an app that never calls an API does not pay for it at start-up. */
-let loading: Promise<typeof import('undici')> | undefined;
-const undici = () => (loading ??= import('undici'));
 
 /**
  * The dispatcher of a keeper's API calls: the app's (`api: { dispatcher }` — a ProxyAgent,
@@ -37,7 +35,7 @@ export class ApiTransport implements DispatcherSource {
   }
 
   dispatcher(): Dispatcher | Promise<Dispatcher> {
-    return this.#given ?? (this.#own ??= undici().then(({ Agent }) => new Agent()));
+    return this.#given ?? (this.#own ??= loadUndici().then(({ Agent }) => new Agent()));
   }
 
   /** Closes the connections of the keeper's own agent once their calls are done; a given dispatcher is the app's to close. */
